@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print measured ratios (ours vs a baseline) from one run."""

@@ -1,0 +1,15 @@
+"""`make bench`: run every benchmark in turn; each prints its own table."""
+
+from __future__ import annotations
+
+from benchmarks import bench_risk, bench_synthetic
+
+
+def main() -> None:
+    for module in (bench_synthetic, bench_risk):
+        print(f"\n## {module.__name__}\n", flush=True)
+        module.main()
+
+
+if __name__ == "__main__":
+    main()

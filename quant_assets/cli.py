@@ -1,0 +1,117 @@
+"""``quant-assets``: run the daily workflow over a range of days, or query the lakehouse with SQL."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date, timedelta
+from typing import Sequence
+
+import duckdb
+import polars as pl
+
+from quant_assets.errors import QuantAssetsError
+from quant_assets.lakehouse import sql
+from quant_assets.orchestration.runner import Progress
+from quant_assets.pipeline import QuantitativePipeline, last_complete_day
+
+DEFAULT_DAYS = 7
+
+PIT_QUERY = """
+SELECT w.symbol, w.sleeve, round(w.weight, 4) AS weight, s.tick_size, s.pricescale,
+       s.version, s.valid_from
+FROM barbell_weights AS w
+JOIN symbols_as_of(DATE '{day}') AS s USING (symbol)
+WHERE w.date = DATE '{day}'
+ORDER BY w.weight DESC, w.symbol
+LIMIT 5
+"""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quant-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="materialise all seven assets for a range of days")
+    run.add_argument("--start", type=_date, help=f"first day (default: {DEFAULT_DAYS} days up to --end)")
+    run.add_argument("--end", type=_date, help="last day (default: yesterday, UTC)")
+    run.add_argument("--config", action="append", default=[], metavar="FILE",
+                     help="screening config YAML (repeatable; default: every file in configs/)")
+    run.add_argument("--lakehouse", help="lakehouse root (default: $QUANT_ASSETS_LAKEHOUSE or data/lakehouse)")
+    run.add_argument("--source", default="synthetic", help="market data source (default: synthetic)")
+    run.add_argument("--seed", type=int, default=7, help="synthetic market seed")
+    run.add_argument("--instruments", type=int, default=1200, help="synthetic market size")
+
+    query = commands.add_parser("sql", help="run one read-only DuckDB SQL query over the lakehouse")
+    query.add_argument("query", help='e.g. "SELECT * FROM regime ORDER BY date"')
+    query.add_argument("--lakehouse", help="lakehouse root")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    return parser
+
+
+def _print_progress(p: Progress) -> None:
+    print(
+        f"[{p.done}/{p.total}] partition {p.day} done  elapsed {p.elapsed_s:6.1f}s  "
+        f"ETA {p.eta_s:6.1f}s",
+        flush=True,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    end = args.end or last_complete_day()
+    start = args.start or end - timedelta(days=DEFAULT_DAYS - 1)
+    if start > end:
+        raise QuantAssetsError(f"--start {start} is after --end {end}")
+    pipeline = QuantitativePipeline(
+        lakehouse=args.lakehouse, source=args.source, seed=args.seed, n_instruments=args.instruments
+    )
+    print(f"Materialising {(end - start).days + 1} partitions {start}..{end} into {pipeline.store.root}")
+    pipeline.run(start, end, args.config, on_progress=_print_progress)
+    result = pipeline.result(end)
+    regime = result.regime
+    print(f"\n=== {end} ===")
+    print(f"Regime: {regime['regime']}  (short vol {regime['vol_short']:.1%}, long vol "
+          f"{regime['vol_long']:.1%}, ratio {regime['vol_ratio']:.2f})")
+    print(f"Signals: {result.signals.height} selected "
+          f"({(result.signals['direction'] == 'LONG').sum()} LONG, "
+          f"{(result.signals['direction'] == 'SHORT').sum()} SHORT)")
+    with pl.Config(tbl_rows=10, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        for sleeve in ("core", "aggressor"):
+            rows = result.weights.filter(pl.col("sleeve") == sleeve).sort("weight", descending=True)
+            print(f"\nTop {sleeve} weights (sleeve total {rows['weight'].sum():.2%}):")
+            print(rows.select("symbol", "direction", pl.col("weight").round(4)).head(5))
+        print(f"\nPoint-in-time catalog: constituents' tick sizes as known on {end}:")
+        print(sql.query(PIT_QUERY.format(day=end), pipeline.store.root))
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    frame = sql.query(args.query, args.lakehouse)
+    if args.format == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif args.format == "json":
+        sys.stdout.write(frame.write_json() + "\n")
+    else:
+        with pl.Config(tbl_rows=50, tbl_cols=20, tbl_hide_column_data_types=True):
+            print(frame)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args) if args.command == "run" else _sql(args)
+    except (QuantAssetsError, duckdb.Error) as exc:
+        print(f"quant-assets: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The daily job over all seven assets, its schedule, and the resources they run with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
+
+from quant_assets.orchestration.io_manager import ParquetIOManager
+from quant_assets.orchestration.resources import (
+    LakehouseResource,
+    MarketDataResource,
+    RiskResource,
+    ScreeningResource,
+)
+
+daily_workflow_job = define_asset_job(
+    "daily_workflow",
+    selection=AssetSelection.all(),
+    description="Screen, select, assess risk, allocate and catalog one business day.",
+)
+
+# Runs each partition shortly after its day closes (UTC); stopped until a user starts it.
+daily_workflow_schedule = build_schedule_from_partitioned_job(daily_workflow_job, hour_of_day=1)
+
+
+def build_resources(
+    *,
+    lakehouse_root: str = "",
+    source: str = "synthetic",
+    seed: int = 7,
+    n_instruments: int = 1200,
+    config_paths: list[str] | None = None,
+) -> dict[str, Any]:
+    """The resources every asset needs, configured from plain values."""
+    lakehouse = LakehouseResource(root=lakehouse_root)
+    return {
+        "market_data": MarketDataResource(source=source, seed=seed, n_instruments=n_instruments),
+        "screening": ScreeningResource(config_paths=list(config_paths or [])),
+        "risk": RiskResource(),
+        "lakehouse": lakehouse,
+        "parquet_io_manager": ParquetIOManager(lakehouse=lakehouse),
+    }

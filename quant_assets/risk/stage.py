@@ -1,0 +1,179 @@
+"""Stage 3 for one business day: regime, covariance of the signal legs, barbell weights.
+
+Each function takes the bars a source returned (stamped up to the day), the day and the risk
+settings, and returns the frame its asset stores. Bars after the day are never read: the
+returns panel cuts its window at the day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Mapping
+
+import numpy as np
+import polars as pl
+
+from quant_assets.errors import ValidationError
+from quant_assets.risk.barbell import BarbellConfig, build_barbell
+from quant_assets.risk.covariance import estimate_covariance
+from quant_assets.risk.regime import RegimeConfig, detect_regimes
+from quant_assets.risk.returns import ReturnsPanel, build_returns_panel, equal_weight_market_returns
+
+
+@dataclass(frozen=True)
+class RiskSettings:
+    """Everything stage 3 is configured with."""
+
+    lookback_days: int = 180
+    regime_lookback_days: int = 730
+    min_observations: int = 60
+    min_coverage: float = 0.9
+    covariance_method: str = "ledoit_wolf"
+    max_weight: float = 0.2
+    n_aggressors: int = 5
+    core_share: Mapping[str, float] = field(
+        default_factory=lambda: {"QUIET": 0.85, "NORMAL": 0.90, "CRISIS": 0.95}
+    )
+    # The returns panel runs on the union calendar, crypto's 365 days a year.
+    regime: RegimeConfig = field(default_factory=lambda: RegimeConfig(periods_per_year=365.0))
+
+
+def assess_regime(bars: pl.DataFrame, day: date, settings: RiskSettings) -> pl.DataFrame:
+    """The regime on ``day`` from the equal-weight (unhedged) returns of the candidate universe.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row: ``date``, ``regime`` and every figure the label came from, plus ``n_symbols``
+        and ``n_days`` of history used.
+    """
+    panel = build_returns_panel(
+        bars, day, settings.regime_lookback_days, min_observations=settings.min_observations
+    )
+    if not panel.symbols:
+        raise ValidationError(
+            f"regime {day}: no symbol of the universe has {settings.min_observations} returns "
+            f"in the {settings.regime_lookback_days}-day lookback"
+        )
+    market = equal_weight_market_returns(panel)
+    history = detect_regimes(market, panel.dates, settings.regime, cross_section=panel.values)
+    last = history.tail(1)
+    if last["date"][0] != day:
+        raise ValidationError(f"regime {day}: market returns end on {last['date'][0]}, not on the day")
+    return last.with_columns(
+        n_symbols=pl.lit(len(panel.symbols), pl.Int64), n_days=pl.lit(len(panel.dates), pl.Int64)
+    )
+
+
+def _legs_panel(bars: pl.DataFrame, legs: pl.DataFrame, day: date, settings: RiskSettings) -> ReturnsPanel:
+    directions = dict(zip(legs["symbol"].to_list(), legs["direction"].to_list()))
+    panel = build_returns_panel(
+        bars, day, settings.lookback_days, symbols=list(directions),
+        min_observations=settings.min_observations, directions=directions,
+    )
+    return panel.complete(settings.min_coverage)
+
+
+def estimate_signal_covariance(
+    bars: pl.DataFrame, legs: pl.DataFrame, day: date, settings: RiskSettings
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Shrunk covariance of the legs' daily position returns (SHORT legs sign-flipped).
+
+    Returns
+    -------
+    frame
+        Long form: ``date``, ``symbol_a``, ``symbol_b``, ``covariance`` (daily, in return²),
+        N² rows sorted by (symbol_a, symbol_b).
+    info
+        ``shrinkage``, ``n_observations``, the window, and the symbols dropped with reasons.
+    """
+    panel = _legs_panel(bars, legs, day, settings)
+    symbols = list(panel.symbols)
+    if symbols:
+        cov, shrinkage = estimate_covariance(panel.values, settings.covariance_method)
+    else:
+        cov, shrinkage = np.empty((0, 0)), float("nan")
+    n = len(symbols)
+    frame = pl.DataFrame(
+        {
+            "date": [day] * (n * n),
+            "symbol_a": np.repeat(symbols, n).tolist(),
+            "symbol_b": symbols * n,
+            "covariance": cov.ravel(),
+        },
+        schema={"date": pl.Date, "symbol_a": pl.String, "symbol_b": pl.String, "covariance": pl.Float64},
+    )
+    info = {
+        "method": settings.covariance_method,
+        "shrinkage": float(shrinkage),
+        "n_symbols": n,
+        "n_observations": len(panel.dates),
+        "window": f"{panel.dates[0]}..{panel.dates[-1]}" if panel.dates else "empty",
+        "dropped": "; ".join(f"{s}: {why}" for s, why in sorted(panel.dropped.items())) or "none",
+    }
+    return frame, info
+
+
+def covariance_matrix(frame: pl.DataFrame) -> tuple[list[str], np.ndarray]:
+    """Symbols and the (N, N) matrix back from the long form of :func:`estimate_signal_covariance`."""
+    symbols = sorted(frame["symbol_a"].unique().to_list())
+    n = len(symbols)
+    if frame.height != n * n:
+        raise ValidationError(f"covariance frame has {frame.height} rows, expected {n}² = {n * n}")
+    ordered = frame.sort(["symbol_a", "symbol_b"])
+    return symbols, ordered["covariance"].to_numpy().reshape(n, n)
+
+
+def allocate_barbell(
+    bars: pl.DataFrame,
+    legs: pl.DataFrame,
+    covariance: pl.DataFrame,
+    regime: str,
+    day: date,
+    settings: RiskSettings,
+) -> pl.DataFrame:
+    """Barbell weights for ``day`` over the legs the covariance kept.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``date``, ``symbol``, ``direction``, ``sleeve`` (core | aggressor), ``weight``,
+        ``antifragility``, ``cap``, ``regime``; weights sum to 1.
+    """
+    symbols, cov = covariance_matrix(covariance)
+    if not symbols:
+        raise ValidationError(f"barbell_weights {day}: the covariance has no symbols to allocate to")
+    panel = _legs_panel(bars, legs, day, settings)
+    if list(panel.symbols) != symbols:
+        raise ValidationError(
+            f"barbell_weights {day}: returns cover {list(panel.symbols)} but the covariance has {symbols}"
+        )
+    config = BarbellConfig(
+        core_share=dict(settings.core_share),
+        n_aggressors=settings.n_aggressors,
+        max_weight=settings.max_weight,
+    )
+    weights = build_barbell(panel.values, cov, symbols, regime, config)
+    directions = legs.select("symbol", "direction")
+    return (
+        weights.join(directions, on="symbol", how="left")
+        .with_columns(date=pl.lit(day), regime=pl.lit(regime))
+        .select("date", "symbol", "direction", "sleeve", "weight", "antifragility", "cap", "regime")
+        .sort("symbol")
+    )
+
+
+def check_weights(weights: pl.DataFrame, tol: float = 1e-9) -> list[str]:
+    """Problems with a weights frame: total not 1, a negative weight, a weight over its cap."""
+    problems = []
+    total = float(weights["weight"].sum())
+    if abs(total - 1.0) > tol:
+        problems.append(f"weights sum to {total:.12f}, not 1")
+    negative = weights.filter(pl.col("weight") < -tol)["symbol"].to_list()
+    if negative:
+        problems.append(f"negative weights: {negative}")
+    over = weights.filter(pl.col("weight") > pl.col("cap") + tol)["symbol"].to_list()
+    if over:
+        problems.append(f"weights above their cap: {over}")
+    return problems

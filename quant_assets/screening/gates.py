@@ -1,0 +1,241 @@
+"""Liquid Winners: hygiene and liquidity gates, then alpha gates and ranking.
+
+Both stages keep every candidate and record in ``rejected_by`` the first gate it failed
+(``null`` for survivors), so "why was X not selected on D?" is one query. Gates run in the
+order of DESIGN.md §1; a gate that ranks (market-cap rank, de-duplication, base limit, rank
+cut) ranks only the candidates still alive, within their config. Every rank breaks ties by
+symbol, so results never depend on input order.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import polars as pl
+
+from quant_assets.errors import ValidationError
+from quant_assets.screening.config import ScreeningConfig
+
+#: Bases of stablecoins: a coin pegged to its quote has no trend to trade.
+STABLE_BASES: frozenset[str] = frozenset(
+    {"USDT", "USDC", "DAI", "FDUSD", "TUSD", "BUSD", "USDP", "PYUSD", "USDE", "USDD", "GUSD", "EURC"}
+)
+
+_ASSET_CLASS_BY_MARKET = {"crypto": "crypto", "futures": "futures", "america": "stock", "forex": "forex"}
+
+#: Columns of the normalised metadata every screened row carries after :func:`normalise_metadata`.
+METADATA_COLUMNS: tuple[str, ...] = (
+    "symbol", "exchange", "ticker", "base", "quote", "asset_class", "instrument_type",
+    "pricescale", "minmov", "tick_size",
+)
+
+_REQUIRED_RAW = ("config", "symbol", "market", "exchange", "name", "type", "currency",
+                 "close", "volume", "Value.Traded", "pricescale", "minmov")
+
+
+def normalise_metadata(raw: pl.DataFrame) -> pl.DataFrame:
+    """Add normalised metadata: ticker, base, quote, asset class, instrument type, tick size.
+
+    ``symbol`` stays ``EXCHANGE:TICKER``; ``base`` is the screener's ``base_currency`` when it
+    has one, else the ticker without a perpetual's ``.P`` and without the quote suffix;
+    ``tick_size`` is ``minmov / pricescale`` (null when either is missing or not positive).
+    """
+    missing = [c for c in _REQUIRED_RAW if c not in raw.columns]
+    if missing:
+        raise ValidationError(f"raw screen lacks columns {missing}; has {raw.columns}")
+    ticker = pl.col("symbol").str.split_exact(":", 1).struct.field("field_1")
+    bare = ticker.str.replace(r"\.P$", "")
+    quote = pl.col("currency")
+    derived_base = (
+        pl.when(bare.str.ends_with(quote) & (bare.str.len_chars() > quote.str.len_chars()))
+        .then(bare.str.slice(0, bare.str.len_chars() - quote.str.len_chars()))
+        .otherwise(bare)
+    )
+    base = (
+        pl.coalesce(pl.col("base_currency"), derived_base)
+        if "base_currency" in raw.columns
+        else derived_base
+    )
+    good_scale = (pl.col("pricescale") > 0) & (pl.col("minmov") > 0)
+    return raw.with_columns(
+        ticker=ticker,
+        base=base,
+        quote=quote,
+        asset_class=pl.col("market").replace_strict(_ASSET_CLASS_BY_MARKET, default="other"),
+        instrument_type=pl.col("type"),
+        tick_size=pl.when(good_scale).then(pl.col("minmov") / pl.col("pricescale")),
+    )
+
+
+def _reject(frame: pl.DataFrame, gate: str, fails: pl.Expr) -> pl.DataFrame:
+    """Mark still-alive rows where ``fails`` is true (or null) as rejected by ``gate``."""
+    alive = pl.col("rejected_by").is_null()
+    return frame.with_columns(
+        rejected_by=pl.when(alive & fails.fill_null(True)).then(pl.lit(gate)).otherwise("rejected_by")
+    )
+
+
+def _alive_rank(frame: pl.DataFrame, by: str, descending: bool, *, dense: bool = False) -> pl.Series:
+    """Rank of each alive row within its config by ``by`` (ties by symbol); null for the dead."""
+    alive = frame.filter(pl.col("rejected_by").is_null()).sort(
+        ["config", by, "symbol"], descending=[False, descending, False], nulls_last=True
+    )
+    if dense:
+        rank = pl.col(by).rank("dense", descending=descending).over("config")
+    else:
+        rank = pl.int_range(1, pl.len() + 1).over("config")
+    ranked = alive.with_columns(_rank=rank.cast(pl.Int64)).select("config", "symbol", "_rank")
+    return frame.join(ranked, on=["config", "symbol"], how="left", maintain_order="left")["_rank"]
+
+
+def select_liquid_universe(raw: pl.DataFrame, configs: Sequence[ScreeningConfig]) -> pl.DataFrame:
+    """Apply hygiene, market-cap, volatility, liquidity, de-duplication and base-limit gates.
+
+    Parameters
+    ----------
+    raw
+        The raw screen: one row per (config, symbol) with the screener's columns.
+    configs
+        The configs named in ``raw.config``.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``raw`` with normalised metadata, ``rejected_by`` (first failed gate or null) and
+        ``in_universe``, sorted by (config, symbol).
+
+    Notes
+    -----
+    De-duplication keeps, per (config, base), the alive row with the highest ``Value.Traded``,
+    then the alphabetically first symbol: the same coin on several exchanges or quotes is
+    represented once, by its most liquid listing.
+    """
+    by_name = {c.name: c for c in configs}
+    unknown = set(raw["config"].unique()) - set(by_name)
+    if unknown:
+        raise ValidationError(f"raw screen has rows for unknown configs {sorted(unknown)}")
+    normalised = normalise_metadata(raw)
+    out = pl.concat(
+        [_universe_for_config(normalised.filter(pl.col("config") == c.name), c) for c in configs],
+        how="diagonal_relaxed",
+    )
+    ordered = [*raw.columns, *[c for c in out.columns if c not in raw.columns]]
+    return out.select(ordered).sort(["config", "symbol"])
+
+
+def _universe_for_config(rows: pl.DataFrame, cfg: ScreeningConfig) -> pl.DataFrame:
+    h = cfg.hygiene
+    frame = rows.with_columns(rejected_by=pl.lit(None, pl.String))
+    frame = _reject(frame, "hygiene.missing_data",
+                    pl.col("close").is_null() | pl.col("Value.Traded").is_null())
+    if h.exchanges:
+        frame = _reject(frame, "hygiene.exchange", ~pl.col("exchange").is_in(h.exchanges))
+    if h.quotes:
+        frame = _reject(frame, "hygiene.quote", ~pl.col("quote").is_in(h.quotes))
+    if h.include:
+        frame = _reject(frame, "hygiene.include",
+                        ~(pl.col("symbol").is_in(h.include) | pl.col("base").is_in(h.include)))
+    if h.exclude:
+        frame = _reject(frame, "hygiene.exclude",
+                        pl.col("symbol").is_in(h.exclude) | pl.col("base").is_in(h.exclude))
+    if not h.allow_perps:
+        frame = _reject(frame, "hygiene.perpetual",
+                        (pl.col("type") == "swap") | pl.col("ticker").str.ends_with(".P"))
+    if not h.allow_dated_futures:
+        # Continuous contracts end in "!" (ES1!); anything else typed futures has an expiry.
+        frame = _reject(frame, "hygiene.dated_future",
+                        (pl.col("type") == "futures") & ~pl.col("ticker").str.ends_with("!"))
+    if h.exclude_stable_bases:
+        frame = _reject(frame, "hygiene.stable_base",
+                        (pl.col("asset_class") == "crypto") & pl.col("base").is_in(sorted(STABLE_BASES)))
+    if cfg.market_cap.min > 0:
+        frame = _reject(frame, "market_cap.min", pl.col("market_cap_calc") < cfg.market_cap.min)
+    if cfg.market_cap.max_rank is not None:
+        # Dense rank so clones of one coin (same market cap) share a rank.
+        frame = frame.with_columns(_cap_rank=_alive_rank(frame, "market_cap_calc", True, dense=True))
+        frame = _reject(frame, "market_cap.rank", pl.col("_cap_rank") > cfg.market_cap.max_rank)
+        frame = frame.drop("_cap_rank")
+    vol = pl.col("Volatility.D")
+    too_wild = vol > cfg.volatility.max if cfg.volatility.max is not None else pl.lit(False)
+    frame = _reject(frame, "volatility", (vol < cfg.volatility.min) | too_wild)
+    frame = _reject(frame, "liquidity.value_traded",
+                    pl.col("Value.Traded") < cfg.liquidity.min_value_traded)
+    frame = _reject(frame, "liquidity.volume", pl.col("volume") < cfg.liquidity.min_volume)
+    representative = (
+        frame.filter(pl.col("rejected_by").is_null())
+        .sort(["base", "Value.Traded", "symbol"], descending=[False, True, False])
+        .group_by("base", maintain_order=True)
+        .first()["symbol"]
+    )
+    frame = _reject(frame, "duplicate_base", ~pl.col("symbol").is_in(representative.implode()))
+    frame = frame.with_columns(_liq_rank=_alive_rank(frame, "Value.Traded", True))
+    frame = _reject(frame, "base_limit", pl.col("_liq_rank") > cfg.base_limit).drop("_liq_rank")
+    return frame.with_columns(in_universe=pl.col("rejected_by").is_null())
+
+
+def select_signals(universe: pl.DataFrame, configs: Sequence[ScreeningConfig]) -> pl.DataFrame:
+    """Apply the alpha gates to each config's universe, rank survivors and tag LONG/SHORT.
+
+    Momentum must point the config's declared way: above zero for LONG, below zero for SHORT;
+    ``Recommend.All`` likewise against ``recommend_min``. Survivors are ranked by the config's
+    ``alpha_field`` (highest first for LONG, lowest first for SHORT) and cut to ``limit``.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per universe member: metadata, ``direction``, ``alpha_field``,
+        ``alpha_value``, ``rejected_by``, ``selected`` and ``rank`` (1 = best; null unless
+        selected), sorted by (config, symbol).
+    """
+    members = universe.filter(pl.col("in_universe"))
+    frames = [_signals_for_config(members.filter(pl.col("config") == c.name), c) for c in configs]
+    columns = ["date", "config", *METADATA_COLUMNS, "direction", "selected", "rejected_by", "rank",
+               "alpha_field", "alpha_value", "close", "Value.Traded", "market_cap_calc",
+               "Volatility.D", "ADX", "Perf.W", "Perf.1M", "Perf.3M", "Recommend.All"]
+    return pl.concat(frames, how="diagonal_relaxed").select(columns).sort(["config", "symbol"])
+
+
+def _signals_for_config(rows: pl.DataFrame, cfg: ScreeningConfig) -> pl.DataFrame:
+    t = cfg.trend
+    sign = 1.0 if cfg.direction == "LONG" else -1.0
+    if cfg.alpha_field not in rows.columns:
+        raise ValidationError(
+            f"{cfg.source_file or cfg.name}: alpha_field '{cfg.alpha_field}' is not in the screen"
+        )
+    frame = rows.with_columns(
+        rejected_by=pl.lit(None, pl.String),
+        direction=pl.lit(cfg.direction),
+        alpha_field=pl.lit(cfg.alpha_field),
+        alpha_value=pl.col(cfg.alpha_field).cast(pl.Float64),
+    )
+    frame = _reject(frame, "trend.adx", pl.col("ADX") < t.adx_min)
+    if t.momentum:
+        pointing = [(pl.col(h) * sign > 0) for h in t.momentum]
+        agrees = pl.all_horizontal(pointing) if t.logic == "AND" else pl.any_horizontal(pointing)
+        frame = _reject(frame, "trend.momentum", ~agrees)
+    if t.recommend_min is not None:
+        frame = _reject(frame, "trend.recommend", pl.col("Recommend.All") * sign < t.recommend_min)
+    frame = _reject(frame, "trend.missing_alpha", pl.col("alpha_value").is_null())
+    frame = frame.with_columns(_alpha_score=pl.col("alpha_value") * sign)
+    frame = frame.with_columns(rank=_alive_rank(frame, "_alpha_score", True))
+    frame = _reject(frame, "rank_cut", pl.col("rank") > cfg.limit)
+    selected = pl.col("rejected_by").is_null()
+    return frame.with_columns(
+        selected=selected, rank=pl.when(selected).then(pl.col("rank"))
+    ).drop("_alpha_score")
+
+
+def selected_signals(signals: pl.DataFrame) -> pl.DataFrame:
+    """The portfolio's legs: selected signals, one row per symbol.
+
+    A symbol selected by several configs in the same direction is one leg; a symbol selected
+    LONG by one config and SHORT by another is dropped, because the two cancel.
+    """
+    chosen = signals.filter(pl.col("selected"))
+    directions = chosen.group_by("symbol").agg(pl.col("direction").n_unique().alias("n_dir"))
+    conflicted = directions.filter(pl.col("n_dir") > 1)["symbol"]
+    return (
+        chosen.filter(~pl.col("symbol").is_in(conflicted.implode()))
+        .sort(["symbol", "config"])
+        .unique("symbol", keep="first", maintain_order=True)
+    )

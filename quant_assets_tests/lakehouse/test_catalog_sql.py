@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from quant_assets.errors import ValidationError
+from quant_assets.lakehouse import sql
+from quant_assets.lakehouse.catalog import build_observations, missing_tick_sizes
+from quant_assets.lakehouse.store import PartitionStore
+
+D1, D2, D3, D4 = (date(2024, 1, d) for d in (1, 2, 3, 4))
+T0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+
+
+def _raw(day: date, btc_scale: int | None = 100) -> pl.DataFrame:
+    return pl.DataFrame({
+        "date": [day, day, day],
+        "config": ["a", "b", "a"],
+        "symbol": ["BINANCE:BTCUSDT", "BINANCE:BTCUSDT", "NASDAQ:AAPL"],
+        "market": ["crypto", "crypto", "america"],
+        "name": ["BTCUSDT", "BTCUSDT", "AAPL"],
+        "exchange": ["BINANCE", "BINANCE", "NASDAQ"],
+        "type": ["spot", "spot", "stock"],
+        "currency": ["USDT", "USDT", "USD"],
+        "base_currency": ["BTC", "BTC", None],
+        "close": [1.0, 1.0, 1.0], "volume": [1.0, 1.0, 1.0], "Value.Traded": [1.0, 1.0, 1.0],
+        "pricescale": [btc_scale, btc_scale, 100], "minmov": [1, 1, 1],
+    })
+
+
+def _signals(symbols: list[str]) -> pl.DataFrame:
+    return pl.DataFrame({"symbol": symbols, "selected": [True] * len(symbols)},
+                        schema={"symbol": pl.String, "selected": pl.Boolean})
+
+
+def _write_days(store: PartitionStore, days: list[tuple[date, int | None]]) -> None:
+    for i, (day, scale) in enumerate(days):
+        obs = build_observations(_raw(day, scale), _signals(["BINANCE:BTCUSDT"]), day,
+                                 recorded_at=T0 + timedelta(hours=i))
+        store.write("metadata_catalog", day, obs)
+
+
+def test_observations_one_row_per_symbol_with_tick_size():
+    obs = build_observations(_raw(D1), _signals(["NASDAQ:AAPL"]), D1, recorded_at=T0)
+    assert obs["symbol"].to_list() == ["BINANCE:BTCUSDT", "NASDAQ:AAPL"]
+    assert obs["tick_size"].to_list() == [0.01, 0.01]
+    assert obs["in_signals"].to_list() == [False, True]
+    assert missing_tick_sizes(obs) == []
+
+
+def test_missing_tick_size_of_a_signal_is_reported():
+    obs = build_observations(_raw(D1, btc_scale=None), _signals(["BINANCE:BTCUSDT"]), D1)
+    assert missing_tick_sizes(obs) == ["BINANCE:BTCUSDT"]
+
+
+def test_rows_stamped_with_another_day_are_rejected():
+    with pytest.raises(ValidationError, match="metadata_catalog 2024-01-02"):
+        build_observations(_raw(D1), _signals([]), D2)
+
+
+def test_rematerialising_same_facts_keeps_recorded_at():
+    first = build_observations(_raw(D1), _signals([]), D1, recorded_at=T0)
+    again = build_observations(_raw(D1), _signals([]), D1, recorded_at=T0 + timedelta(days=3),
+                               previous=first)
+    assert again.equals(first)
+    changed = build_observations(_raw(D1, 10), _signals([]), D1,
+                                 recorded_at=T0 + timedelta(days=3), previous=first)
+    assert changed["recorded_at"][0] == T0 + timedelta(days=3)
+
+
+def test_versions_only_on_change_and_missing_field_never_wipes(tmp_path):
+    store = PartitionStore(tmp_path)
+    # BTC tick size 0.01, then 0.1 from D3; D4 observes no pricescale at all.
+    _write_days(store, [(D1, 100), (D2, 100), (D3, 10), (D4, None)])
+    versions = sql.query(
+        "SELECT symbol, version, tick_size, valid_from, valid_to, last_seen FROM symbols "
+        "ORDER BY symbol, version", tmp_path)
+    btc = versions.filter(pl.col("symbol") == "BINANCE:BTCUSDT")
+    assert btc.select("version", "tick_size", "valid_from", "valid_to", "last_seen").rows() == [
+        (1, 0.01, D1, D3, D2),
+        (2, 0.1, D3, None, D4),
+    ]
+    aapl = versions.filter(pl.col("symbol") == "NASDAQ:AAPL")
+    assert aapl.height == 1 and aapl["valid_to"][0] is None
+
+
+def test_symbols_as_of_and_out_of_order_backfill(tmp_path):
+    in_order, shuffled = tmp_path / "a", tmp_path / "b"
+    _write_days(PartitionStore(in_order), [(D1, 100), (D2, 100), (D3, 10)])
+    _write_days(PartitionStore(shuffled), [(D3, 10), (D1, 100), (D2, 100)])
+    q = ("SELECT symbol, tick_size, valid_from FROM symbols_as_of('{d}') "
+         "WHERE symbol = 'BINANCE:BTCUSDT'")
+    for root in (in_order, shuffled):
+        assert sql.query(q.format(d=D2), root).rows() == [("BINANCE:BTCUSDT", 0.01, D1)]
+        assert sql.query(q.format(d=D3), root).rows() == [("BINANCE:BTCUSDT", 0.1, D3)]
+    cols = "symbol, version, tick_size, valid_from, valid_to"
+    assert sql.query(f"SELECT {cols} FROM symbols ORDER BY ALL", in_order).equals(
+        sql.query(f"SELECT {cols} FROM symbols ORDER BY ALL", shuffled))
+
+
+def test_asset_views_have_date_column_and_skip_empty_assets(tmp_path):
+    store = PartitionStore(tmp_path)
+    for day in (D1, D2):
+        store.write("regime", day, pl.DataFrame({"date": [day], "regime": ["QUIET"]}))
+    frame = sql.query("SELECT date, regime FROM regime ORDER BY date", tmp_path)
+    assert frame["date"].to_list() == [D1, D2]
+    con = sql.connect(tmp_path)
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    assert views == {"regime"}

@@ -1,0 +1,150 @@
+"""The whole graph, materialised with dagster for consecutive partitions of a small market."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from quant_assets import cli
+from quant_assets.definitions import defs
+from quant_assets.lakehouse.store import PartitionStore
+from quant_assets.orchestration.assets import ASSETS
+from quant_assets.orchestration.jobs import build_resources
+from quant_assets.pipeline import QuantitativePipeline
+
+ASSET_NAMES = ["raw_screen", "liquid_universe", "signals", "regime", "covariance",
+               "barbell_weights", "metadata_catalog"]
+DAYS = [date(2024, 6, 3) + timedelta(days=i) for i in range(3)]
+SMALL = dict(n_instruments=400, seed=11)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    """Three consecutive partitions of all seven assets, materialised with dagster."""
+    root = tmp_path_factory.mktemp("lake")
+    resources = build_resources(lakehouse_root=str(root), **SMALL)
+    with DagsterInstance.ephemeral() as instance:
+        results = [
+            materialize(ASSETS, partition_key=d.isoformat(), resources=resources, instance=instance)
+            for d in DAYS
+        ]
+    return root, results
+
+
+def test_definitions_load_seven_daily_assets():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == set(ASSET_NAMES)
+    for name in ASSET_NAMES:
+        node = graph.get(AssetKey(name))
+        assert node.partitions_def is not None
+        assert node.partitions_def.get_partition_keys()[0] == "2022-01-01"
+    assert defs.resolve_job_def("daily_workflow") is not None
+
+
+def test_every_asset_written_per_partition(lake):
+    root, results = lake
+    assert all(r.success for r in results)
+    store = PartitionStore(root)
+    for name in ASSET_NAMES:
+        assert store.partitions(name) == DAYS, name
+        path = root / name / f"date={DAYS[0]}" / "part-0.parquet"
+        assert path.is_file()
+        frame = pl.read_parquet(path)
+        assert frame.height > 0, name
+        assert set(frame["date"].unique()) == {DAYS[0]}, name
+
+
+def test_materialisation_metadata_and_checks(lake):
+    _, results = lake
+    result = results[-1]
+    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    assert set(mats) == set(ASSET_NAMES)
+    meta = mats["signals"].materialization.metadata
+    assert meta["dagster/row_count"].value > 0
+    assert "preview" in meta and "dagster/column_schema" in meta
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["weights_valid"].passed
+    assert checks["signals_have_tick_size"].passed
+
+
+def test_weights_sum_to_one_within_caps(lake):
+    root, _ = lake
+    store = PartitionStore(root)
+    for day in DAYS:
+        weights = store.read("barbell_weights", day)
+        assert weights["weight"].sum() == pytest.approx(1.0, abs=1e-9)
+        assert (weights["weight"] >= -1e-12).all()
+        assert (weights["weight"] <= weights["cap"] + 1e-9).all()
+        assert set(weights["sleeve"]) <= {"core", "aggressor"}
+        legs = store.read("signals", day).filter(pl.col("selected"))
+        assert set(weights["symbol"]) <= set(legs["symbol"])
+        regime = store.read("regime", day)["regime"][0]
+        assert (weights["regime"] == regime).all()
+
+
+def test_signals_direction_from_config(lake):
+    root, _ = lake
+    signals = PartitionStore(root).read("signals", DAYS[0])
+    directions = dict(signals.group_by("config").agg(pl.col("direction").unique()).iter_rows())
+    assert directions["crypto_spot_short"] == ["SHORT"]
+    assert directions["crypto_perps_long"] == ["LONG"]
+
+
+def test_rematerialising_a_partition_is_identical(lake, tmp_path):
+    root, _ = lake
+    resources = build_resources(lakehouse_root=str(tmp_path), **SMALL)
+    assert materialize(ASSETS, partition_key=DAYS[1].isoformat(), resources=resources).success
+    for name in ASSET_NAMES:
+        a = PartitionStore(root).read(name, DAYS[1])
+        b = PartitionStore(tmp_path).read(name, DAYS[1])
+        if name == "metadata_catalog":
+            a, b = a.drop("recorded_at"), b.drop("recorded_at")
+        assert a.equals(b), name
+
+
+def test_cli_sql_reads_views_over_partitions(lake, capsys):
+    root, _ = lake
+    code = cli.main(["sql", "SELECT date, regime FROM regime ORDER BY date",
+                     "--lakehouse", str(root), "--format", "json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["date"] for r in rows] == [d.isoformat() for d in DAYS]
+    assert {r["regime"] for r in rows} <= {"QUIET", "NORMAL", "CRISIS"}
+
+    query = (f"SELECT count(*) AS n FROM barbell_weights w "
+             f"JOIN symbols_as_of(DATE '{DAYS[-1]}') s USING (symbol) "
+             f"WHERE w.date = DATE '{DAYS[-1]}' AND s.tick_size > 0")
+    assert cli.main(["sql", query, "--lakehouse", str(root), "--format", "csv"]) == 0
+    n_joined = int(capsys.readouterr().out.splitlines()[1])
+    n_weights = PartitionStore(root).read("barbell_weights", DAYS[-1]).height
+    assert n_joined == n_weights > 0
+
+
+def test_cli_sql_error_is_reported_not_raised(lake, capsys):
+    root, _ = lake
+    assert cli.main(["sql", "SELECT * FROM no_such_asset", "--lakehouse", str(root)]) == 1
+    assert "no_such_asset" in capsys.readouterr().err
+
+
+def test_run_full_pipeline_returns_regime_weights_signals(tmp_path):
+    pipeline = QuantitativePipeline(lakehouse=tmp_path, **SMALL)
+    result = pipeline.run_full_pipeline(date=DAYS[0])
+    assert result.regime["regime"] in {"QUIET", "NORMAL", "CRISIS"}
+    assert result.weights["weight"].sum() == pytest.approx(1.0, abs=1e-9)
+    assert result.signals["selected"].all() and result.signals.height > 0
+
+
+def test_cli_run_shows_progress_and_report(tmp_path, capsys):
+    code = cli.main(["run", "--start", str(DAYS[0]), "--end", str(DAYS[1]), "--lakehouse",
+                     str(tmp_path), "--instruments", str(SMALL["n_instruments"]),
+                     "--seed", str(SMALL["seed"])])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "[1/2] partition 2024-06-03 done" in out and "[2/2] partition 2024-06-04 done" in out
+    assert "Regime:" in out and "Top core weights" in out and "Point-in-time catalog" in out
+    assert PartitionStore(tmp_path).partitions("barbell_weights") == DAYS[:2]

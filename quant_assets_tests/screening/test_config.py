@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from quant_assets.errors import ConfigError
+from quant_assets.screening.config import default_config_paths, load_config, load_configs
+
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+MINIMAL = "name: demo\ndirection: LONG\nmarkets: [crypto]\n"
+
+
+def _write(tmp_path: Path, text: str, name: str = "demo.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_repository_configs_load_with_declared_directions():
+    configs = load_configs(default_config_paths(REPO_CONFIGS))
+    assert len(configs) >= 4
+    directions = {c.name: c.direction for c in configs}
+    assert directions["crypto_spot_short"] == "SHORT"
+    assert directions["crypto_perps_long"] == "LONG"
+
+
+def test_load_config_defaults():
+    cfg = load_config(REPO_CONFIGS / "us_futures_trend.yaml")
+    assert cfg.prefilter_limit == 100
+    assert cfg.trend.adx_min == 15
+    assert cfg.source_file.endswith("us_futures_trend.yaml")
+
+
+def test_direction_comes_from_the_file_not_its_name(tmp_path):
+    path = _write(tmp_path, MINIMAL, name="my_short_book.yaml")
+    assert load_config(path).direction == "LONG"
+
+
+def test_unknown_key_names_file_and_key_path(tmp_path):
+    path = _write(tmp_path, MINIMAL + "trend:\n  adx_minimum: 20\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert "trend.adx_minimum" in str(err.value)
+
+
+def test_wrong_type_names_key_and_value(tmp_path):
+    path = _write(tmp_path, MINIMAL + "prefilter_limit: lots\n")
+    with pytest.raises(ConfigError, match=r"prefilter_limit.*'lots'"):
+        load_config(path)
+
+
+def test_impossible_values_rejected(tmp_path):
+    path = _write(tmp_path, MINIMAL + "volatility: {min: 5, max: 1}\n")
+    with pytest.raises(ConfigError, match="volatility"):
+        load_config(path)
+    path = _write(tmp_path, MINIMAL + "limit: 50\nbase_limit: 10\n")
+    with pytest.raises(ConfigError, match="limit"):
+        load_config(path)
+
+
+def test_missing_direction_is_an_error(tmp_path):
+    path = _write(tmp_path, "name: demo\nmarkets: [crypto]\n")
+    with pytest.raises(ConfigError, match="direction"):
+        load_config(path)
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(_write(tmp_path, "name: [unclosed\n"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_duplicate_names_rejected(tmp_path):
+    a = _write(tmp_path, MINIMAL, "a.yaml")
+    b = _write(tmp_path, MINIMAL, "b.yaml")
+    with pytest.raises(ConfigError, match="also used by"):
+        load_configs([a, b])
+
+
+def test_scan_query_sends_exchange_whitelist_and_needed_columns(tmp_path):
+    path = _write(tmp_path, MINIMAL + "hygiene: {exchanges: [BINANCE]}\nalpha_field: Perf.6M\n")
+    query = load_config(path).scan_query()
+    assert any(f.left == "exchange" and f.right == ["BINANCE"] for f in query.filters)
+    assert "Perf.6M" in query.columns and "Value.Traded" in query.columns
+    assert query.limit == 300 and query.label == str(path)
