@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--source", default="synthetic", help="market data source (default: synthetic)")
     run.add_argument("--seed", type=int, default=7, help="synthetic market seed")
     run.add_argument("--instruments", type=int, default=1200, help="synthetic market size")
+    run.add_argument("--verbose", action="store_true", help="show Dagster's event log on the console")
 
     query = commands.add_parser("sql", help="run one read-only DuckDB SQL query over the lakehouse")
     query.add_argument("query", help='e.g. "SELECT * FROM regime ORDER BY date"')
@@ -73,7 +74,8 @@ def _run(args: argparse.Namespace) -> int:
         lakehouse=args.lakehouse, source=args.source, seed=args.seed, n_instruments=args.instruments
     )
     print(f"Materialising {(end - start).days + 1} partitions {start}..{end} into {pipeline.store.root}")
-    pipeline.run(start, end, args.config, on_progress=_print_progress)
+    pipeline.run(start, end, args.config, on_progress=_print_progress,
+                 log_level="DEBUG" if args.verbose else "WARNING")
     result = pipeline.result(end)
     regime = result.regime
     print(f"\n=== {end} ===")

@@ -64,11 +64,12 @@ class QuantitativePipeline:
         end: date,
         configs: Sequence[str | Path] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        log_level: str = "WARNING",
     ) -> list[date]:
         """Materialise every asset for each day from ``start`` to ``end`` inclusive."""
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
         resources = build_resources(config_paths=[str(c) for c in configs or []], **self._options)
-        materialise_days(days, resources, on_progress)
+        materialise_days(days, resources, on_progress, log_level)
         return days
 
     def result(self, day: date) -> PipelineResult:

@@ -50,8 +50,9 @@ def _day(day: date | str) -> str:
     return text
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: UPath) -> None:
+def write_parquet_atomic(frame: pl.DataFrame, path: UPath | Path) -> None:
     """Write ``frame`` to ``path`` so that readers never see a partial file."""
+    path = UPath(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.protocol in ("", "file", "local"):
         tmp = Path(str(path)).with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

@@ -33,12 +33,23 @@ def _instance() -> DagsterInstance:
     return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
 
 
+def _root_cause(error: Any) -> str:
+    # Dagster wraps the user's exception in a step-execution error; its cause says what broke.
+    while error.cls_name and error.cls_name.startswith("Dagster") and error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def materialise_days(
     days: Sequence[date],
     resources: dict[str, Any],
     on_progress: Callable[[Progress], None] | None = None,
+    log_level: str = "WARNING",
 ) -> None:
     """Run the whole graph once per day in ``days`` (ascending).
+
+    Dagster's console log is kept at ``log_level`` (every event is still stored in the
+    instance, so the UI shows the full run).
 
     Raises
     ------
@@ -49,16 +60,17 @@ def materialise_days(
     for day in days:
         if day < valid:
             raise QuantAssetsError(f"partition {day} is before the first partition {valid}")
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     started = time.monotonic()
     with _instance() as instance:
         for done, day in enumerate(sorted(days), start=1):
             result = materialize(
                 ASSETS, partition_key=day.isoformat(), resources=resources,
-                instance=instance, raise_on_error=False,
+                instance=instance, run_config=run_config, raise_on_error=False,
             )
             if not result.success:
                 failures = [
-                    f"{ev.step_key}: {ev.event_specific_data.error.message.strip()}"
+                    f"{ev.step_key}: {_root_cause(ev.event_specific_data.error)}"
                     for ev in result.all_events
                     if ev.is_step_failure and ev.event_specific_data is not None
                 ]
