@@ -10,20 +10,24 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 install: $(STAMP)
 
+# Dagster's instance (run history, event log) for `make run` and `make ui`; nothing leaves
+# the machine, so usage telemetry is off.
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p "$(DAGSTER_HOME)"
+	printf 'telemetry:\n  enabled: false\n' > "$@"
+
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .
 	touch $(STAMP)
 
-run: $(STAMP)
-	mkdir -p "$(DAGSTER_HOME)"
+run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/quant-assets run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-ui: $(STAMP)
-	mkdir -p "$(DAGSTER_HOME)"
+ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)

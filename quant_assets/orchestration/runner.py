@@ -30,7 +30,11 @@ class Progress:
 
 def _instance() -> DagsterInstance:
     # With DAGSTER_HOME set (as `make` does), runs are recorded where `make ui` shows them.
-    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return DagsterInstance.ephemeral()
+    os.makedirs(home, exist_ok=True)
+    return DagsterInstance.get()
 
 
 def _root_cause(error: Any) -> str:
