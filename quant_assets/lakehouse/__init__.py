@@ -1,1 +1,1 @@
-"""lakehouse"""
+"""Lakehouse: the Parquet partition store, the point-in-time symbol catalog, DuckDB SQL."""

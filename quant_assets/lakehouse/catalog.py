@@ -23,8 +23,6 @@ TRACKED_ATTRIBUTES: tuple[str, ...] = (
     "pricescale", "minmov", "tick_size",
 )
 
-OBSERVATION_COLUMNS: tuple[str, ...] = ("date", *METADATA_COLUMNS, "in_signals", "recorded_at")
-
 
 def build_observations(
     raw_screen: pl.DataFrame,

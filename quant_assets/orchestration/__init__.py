@@ -1,1 +1,1 @@
-"""orchestration"""
+"""The Dagster layer: assets, resources, IO manager, jobs and the in-process runner."""

@@ -1,1 +1,1 @@
-"""risk"""
+"""Stage 3: returns panel, covariance, regime, max diversification and the barbell."""

@@ -1,1 +1,1 @@
-"""screening"""
+"""Stages 1-2: screening configs, discovery, hygiene/liquidity and alpha gates."""

@@ -1,1 +1,1 @@
-"""sources"""
+"""Market data sources: the common interface, the synthetic market, screener indicators."""
