@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Sequence
 
 import duckdb
 import polars as pl
+from upath import UPath
 
 from quant_assets.errors import QuantAssetsError
 from quant_assets.lakehouse import sql
+from quant_assets.lakehouse.store import write_parquet_atomic
+from quant_assets.screening.config import resolve_configs
+from quant_assets.screening.discovery import fetch_raw_screen
+from quant_assets.screening.gates import select_liquid_universe, select_signals
+from quant_assets.sources.registry import SOURCES, open_source
 from quant_assets.orchestration.runner import Progress
 from quant_assets.pipeline import QuantitativePipeline, last_complete_day
 
@@ -45,10 +51,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", action="append", default=[], metavar="FILE",
                      help="screening config YAML (repeatable; default: every file in configs/)")
     run.add_argument("--lakehouse", help="lakehouse root (default: $QUANT_ASSETS_LAKEHOUSE or data/lakehouse)")
-    run.add_argument("--source", default="synthetic", help="market data source (default: synthetic)")
+    run.add_argument("--source", default="synthetic", choices=SOURCES, help="market data source")
     run.add_argument("--seed", type=int, default=7, help="synthetic market seed")
     run.add_argument("--instruments", type=int, default=1200, help="synthetic market size")
     run.add_argument("--verbose", action="store_true", help="show Dagster's event log on the console")
+
+    screen = commands.add_parser("screen", help="run stages 1-2 (discovery, universe, signals) alone")
+    screen.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="screening config YAML (repeatable; default: every file in configs/)")
+    screen.add_argument("--source", default="synthetic", choices=SOURCES)
+    screen.add_argument("--date", type=_date,
+                        help="business day (default: today for tradingview, yesterday for synthetic)")
+    screen.add_argument("--output", metavar="FILE", help="write the signals to FILE (.parquet or .csv)")
+    screen.add_argument("--all", action="store_true", help="include rejected candidates with the gate that rejected them")
+    screen.add_argument("--strict", action="store_true", help="stop at the first failed config")
+    screen.add_argument("--seed", type=int, default=7, help="synthetic market seed")
+    screen.add_argument("--instruments", type=int, default=1200, help="synthetic market size")
 
     query = commands.add_parser("sql", help="run one read-only DuckDB SQL query over the lakehouse")
     query.add_argument("query", help='e.g. "SELECT * FROM regime ORDER BY date"')
@@ -94,6 +112,34 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _screen(args: argparse.Namespace) -> int:
+    if args.output and not args.output.endswith((".parquet", ".csv")):
+        raise QuantAssetsError(f"--output {args.output}: expected a .parquet or .csv file name")
+    configs = resolve_configs(args.config)
+    source = open_source(args.source, seed=args.seed, n_instruments=args.instruments)
+    day = args.date or (datetime.now(timezone.utc).date() if args.source == "tradingview"
+                        else last_complete_day())
+    fetched = fetch_raw_screen(source, configs, day, strict=args.strict)
+    for name, why in sorted(fetched.failures.items()):
+        print(f"quant-assets: config {name} failed: {why}", file=sys.stderr)
+    universe = select_liquid_universe(fetched.frame, configs)
+    signals = select_signals(universe, configs)
+    shown = signals if args.all else signals.filter(pl.col("selected")).sort(["config", "rank"])
+    if args.output:
+        if args.output.endswith(".parquet"):
+            write_parquet_atomic(shown, UPath(args.output))
+        else:
+            shown.write_csv(args.output)
+        print(f"{shown.height} signals for {day} written to {args.output}")
+    else:
+        with pl.Config(tbl_rows=100, tbl_cols=12, tbl_width_chars=160, float_precision=3,
+                       tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True):
+            print(f"Signals for {day} ({args.source}):")
+            print(shown.select("config", "rank", "symbol", "direction", "rejected_by",
+                               "alpha_field", "alpha_value", "ADX", "tick_size"))
+    return 1 if fetched.failures else 0
+
+
 def _sql(args: argparse.Namespace) -> int:
     frame = sql.query(args.query, args.lakehouse)
     if args.format == "csv":
@@ -109,7 +155,7 @@ def _sql(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _run(args) if args.command == "run" else _sql(args)
+        return {"run": _run, "screen": _screen, "sql": _sql}[args.command](args)
     except (QuantAssetsError, duckdb.Error) as exc:
         print(f"quant-assets: error: {exc}", file=sys.stderr)
         return 1

@@ -52,11 +52,17 @@ def raw_screen(
     context: AssetExecutionContext, market_data: MarketDataResource, screening: ScreeningResource
 ) -> Output[pl.DataFrame]:
     """Top instruments by Value.Traded per screening config, as the screener saw them at the close."""
-    frame = fetch_raw_screen(market_data.get_source(), screening.load(), _day(context))
+    fetched = fetch_raw_screen(
+        market_data.get_source(), screening.load(), _day(context), strict=screening.strict
+    )
+    for name, why in sorted(fetched.failures.items()):
+        context.log.warning(f"config {name} failed and is left out of {context.partition_key}: {why}")
+    frame = fetched.frame
     per_config = frame.group_by("config").len().sort("config")
     return Output(frame, metadata={
         **frame_metadata(frame),
         "rows_per_config": {row["config"]: row["len"] for row in per_config.iter_rows(named=True)},
+        "failed_configs": fetched.failures or "none",
     })
 
 

@@ -2,50 +2,46 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from dagster import ConfigurableResource
 
-from quant_assets.errors import ConfigError
 from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.risk.stage import RiskSettings
-from quant_assets.screening.config import ScreeningConfig, default_config_paths, load_configs
+from quant_assets.screening.config import ScreeningConfig, resolve_configs
 from quant_assets.sources.base import MarketSource
-from quant_assets.sources.synthetic import SyntheticMarketConfig, SyntheticSource
+from quant_assets.sources.registry import open_source
 
-#: Environment variable naming the directory of screening configs.
-CONFIGS_ENV = "QUANT_ASSETS_CONFIGS"
-#: The repository's own configs, found from the package so any working directory works.
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-SOURCES = ("synthetic",)
 
 
 class MarketDataResource(ConfigurableResource):
-    """Market data source: ``synthetic`` (offline, deterministic, the default)."""
+    """Market data source: ``synthetic`` (offline, deterministic, the default) or ``tradingview``.
+
+    ``tradingview_url`` overrides the scanner's base URL (else ``$QUANT_ASSETS_TRADINGVIEW_URL``).
+    """
 
     source: str = "synthetic"
     seed: int = 7
     n_instruments: int = 1200
+    tradingview_url: str = ""
 
     def get_source(self) -> MarketSource:
-        if self.source == "synthetic":
-            config = SyntheticMarketConfig(seed=self.seed, n_instruments=self.n_instruments)
-            return SyntheticSource(config)
-        raise ConfigError(f"market data source {self.source!r} is unknown; choose one of {SOURCES}")
+        return open_source(
+            self.source, seed=self.seed, n_instruments=self.n_instruments,
+            tradingview_url=self.tradingview_url,
+        )
 
 
 class ScreeningResource(ConfigurableResource):
-    """Which screening configs run: explicit files, else every YAML in the configs directory."""
+    """Which screening configs run: explicit files, else every YAML in the configs directory.
+
+    ``strict``: fail the partition when any config fails, instead of leaving it out.
+    """
 
     config_paths: list[str] = []
     config_dir: str = ""
+    strict: bool = False
 
     def load(self) -> list[ScreeningConfig]:
-        if self.config_paths:
-            return load_configs(self.config_paths)
-        directory = self.config_dir or os.environ.get(CONFIGS_ENV) or str(DEFAULT_CONFIG_DIR)
-        return load_configs(default_config_paths(directory))
+        return resolve_configs(self.config_paths, self.config_dir)
 
 
 class RiskResource(ConfigurableResource):

@@ -8,6 +8,7 @@ impossible value is a :class:`~quant_assets.errors.ConfigError` naming the file 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -17,6 +18,11 @@ from pydantic import model_validator
 
 from quant_assets.errors import ConfigError
 from quant_assets.sources.base import ScanFilter, ScanQuery
+
+#: Environment variable naming the directory of screening configs.
+CONFIGS_ENV = "QUANT_ASSETS_CONFIGS"
+#: The repository's own configs, found from the package so any working directory works.
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 #: Columns every raw screen carries, whatever a config adds.
 BASE_COLUMNS: tuple[str, ...] = (
@@ -144,16 +150,7 @@ class ScreeningConfig(_Strict):
         )
 
 
-def load_config(path: str | Path) -> ScreeningConfig:
-    """Load and validate one YAML screening config.
-
-    Raises
-    ------
-    ConfigError
-        The file is missing or not YAML, or a key is unknown, mistyped or impossible; the
-        message names the file and the key path.
-    """
-    path = Path(path)
+def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -162,6 +159,54 @@ def load_config(path: str | Path) -> ScreeningConfig:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _with_presets(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], tuple[Path, ...]]:
+    """The file's keys over those of its ``base_preset`` chain, and the chain of files read."""
+    raw = _read_mapping(path)
+    chain = (*chain, path.resolve())
+    preset = raw.pop("base_preset", None)
+    if preset is None:
+        return raw, chain
+    if not isinstance(preset, str) or not preset:
+        raise ConfigError(f"{path}: key 'base_preset': expected a file name (string), got {preset!r}")
+    preset_path = path.parent / preset
+    if not preset_path.suffix:
+        preset_path = preset_path.with_suffix(".yaml")
+    if preset_path.resolve() in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, preset_path.resolve()))
+        raise ConfigError(f"{path}: key 'base_preset': presets form a cycle: {cycle}")
+    base, chain = _with_presets(preset_path, chain)
+    return _merged(base, raw), chain
+
+
+def load_config(path: str | Path) -> ScreeningConfig:
+    """Load and validate one YAML screening config.
+
+    A config may name a ``base_preset`` (a YAML file, relative to the config's folder): the
+    config's keys are laid over the preset's, mappings merged key by key, lists and values
+    replaced. Presets may themselves have presets.
+
+    Raises
+    ------
+    ConfigError
+        The file or a preset is missing or not YAML, presets form a cycle, or a key is
+        unknown, mistyped or impossible; the message names the file and the key path.
+    """
+    path = Path(path)
+    raw, chain = _with_presets(path)
     try:
         return ScreeningConfig.model_validate({**raw, "source_file": str(path)})
     except PydanticValidationError as exc:
@@ -170,7 +215,8 @@ def load_config(path: str | Path) -> ScreeningConfig:
             + (f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err["input"], dict) else "")
             for err in exc.errors()
         )
-        raise ConfigError(f"{path}: invalid screening config: {problems}") from exc
+        presets = f" (with presets {', '.join(str(p) for p in chain[1:])})" if len(chain) > 1 else ""
+        raise ConfigError(f"{path}: invalid screening config{presets}: {problems}") from exc
 
 
 def load_configs(paths: Sequence[str | Path]) -> list[ScreeningConfig]:
@@ -195,3 +241,12 @@ def default_config_paths(directory: str | Path = "configs") -> list[Path]:
     if not paths:
         raise ConfigError(f"{directory}: no screening configs (*.yaml) found")
     return paths
+
+
+def resolve_configs(paths: Sequence[str | Path] = (), directory: str | Path = "") -> list[ScreeningConfig]:
+    """The configs to run: ``paths`` if any, else every YAML in ``directory``, else in
+    ``$QUANT_ASSETS_CONFIGS``, else in the repository's ``configs/``."""
+    if paths:
+        return load_configs(paths)
+    chosen = directory or os.environ.get(CONFIGS_ENV) or DEFAULT_CONFIG_DIR
+    return load_configs(default_config_paths(chosen))

@@ -13,6 +13,8 @@ from typing import Any, Protocol, Sequence
 
 import polars as pl
 
+from quant_assets.errors import QuantAssetsError
+
 #: Columns every bars frame has, in this order.
 BAR_COLUMNS: tuple[str, ...] = ("date", "symbol", "open", "high", "low", "close", "volume")
 
@@ -50,6 +52,13 @@ class MarketSource(Protocol):
 
     def scan(self, as_of: date, query: ScanQuery) -> pl.DataFrame:
         """Return the screen for ``as_of``: ``symbol`` plus ``query.columns``, sorted and cut."""
+        ...
+
+    def scan_many(
+        self, as_of: date, queries: Sequence[ScanQuery]
+    ) -> list[pl.DataFrame | QuantAssetsError]:
+        """Answer every query (concurrently where the source can); a failed query's slot holds
+        its error instead of a frame, so one bad config never poisons the others."""
         ...
 
     def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> pl.DataFrame:

@@ -32,7 +32,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from quant_assets.errors import ConfigError, ValidationError
+from quant_assets.errors import ConfigError, QuantAssetsError, ValidationError
 from quant_assets.sources import indicators
 from quant_assets.sources.base import BAR_COLUMNS, ScanQuery
 from quant_assets.sources.scan_filters import apply_scan_filters, unknown_field_error
@@ -1314,6 +1314,16 @@ class SyntheticSource:
             raise unknown_field_error(missing[0], query.label, where="columns")
         frame = frame.sort([query.sort_by, "symbol"], descending=[query.descending, False], nulls_last=True)
         return frame.head(query.limit).select("symbol", *(c for c in query.columns if c != "symbol"))
+
+    def scan_many(self, as_of: date, queries: Sequence[ScanQuery]) -> list[pl.DataFrame | QuantAssetsError]:
+        """:meth:`scan` for each query in turn; a failing query's slot holds its error."""
+        answers: list[pl.DataFrame | QuantAssetsError] = []
+        for query in queries:
+            try:
+                answers.append(self.scan(as_of, query))
+            except QuantAssetsError as exc:
+                answers.append(exc)
+        return answers
 
     def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> pl.DataFrame:
         """Bars (:data:`BAR_COLUMNS`) of ``symbols`` with ``start <= date <= end``.

@@ -87,3 +87,29 @@ def test_scan_query_sends_exchange_whitelist_and_needed_columns(tmp_path):
     assert any(f.left == "exchange" and f.right == ["BINANCE"] for f in query.filters)
     assert "Perf.6M" in query.columns and "Value.Traded" in query.columns
     assert query.limit == 300 and query.label == str(path)
+
+
+def test_base_preset_merges_mappings_and_replaces_values(tmp_path):
+    (tmp_path / "presets").mkdir()
+    _write(tmp_path / "presets", "markets: [crypto]\nprefilter_limit: 200\n"
+           "hygiene: {quotes: [USDT, USDC], allow_perps: false}\ntrend: {adx_min: 25}\n", "crypto.yaml")
+    path = _write(tmp_path, "base_preset: presets/crypto\nname: child\ndirection: SHORT\n"
+                  "hygiene: {quotes: [USDT]}\n")
+    cfg = load_config(path)
+    assert cfg.prefilter_limit == 200 and cfg.markets == ["crypto"]
+    assert cfg.hygiene.quotes == ["USDT"] and cfg.hygiene.allow_perps is False
+    assert cfg.trend.adx_min == 25 and cfg.direction == "SHORT"
+
+
+def test_base_preset_errors_name_files(tmp_path):
+    a = _write(tmp_path, "base_preset: b.yaml\nname: a\n", "a.yaml")
+    _write(tmp_path, "base_preset: a.yaml\n", "b.yaml")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(a)
+    missing = _write(tmp_path, MINIMAL + "base_preset: nowhere.yaml\n", "m.yaml")
+    with pytest.raises(ConfigError, match="nowhere.yaml: cannot read"):
+        load_config(missing)
+    _write(tmp_path, "prefilter_limit: -3\n", "bad_preset.yaml")
+    child = _write(tmp_path, MINIMAL + "base_preset: bad_preset.yaml\n", "child.yaml")
+    with pytest.raises(ConfigError, match=r"child.yaml: invalid screening config \(with presets .*bad_preset.yaml\).*prefilter_limit"):
+        load_config(child)

@@ -1,0 +1,38 @@
+"""Choose a market data source by name: the one place that knows every source."""
+
+from __future__ import annotations
+
+from quant_assets.errors import ConfigError
+from quant_assets.sources.base import MarketSource
+from quant_assets.sources.synthetic import SyntheticMarketConfig, SyntheticSource
+
+SOURCES: tuple[str, ...] = ("synthetic", "tradingview")
+
+
+def open_source(
+    name: str = "synthetic",
+    *,
+    seed: int = 7,
+    n_instruments: int = 1200,
+    tradingview_url: str = "",
+) -> MarketSource:
+    """The market data source called ``name``.
+
+    ``synthetic`` is the offline market of ``seed`` and ``n_instruments``; ``tradingview`` is the
+    live scanner at ``tradingview_url`` (default ``$QUANT_ASSETS_TRADINGVIEW_URL``, else the
+    public scanner).
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is not a known source.
+    """
+    if name == "synthetic":
+        return SyntheticSource(SyntheticMarketConfig(seed=seed, n_instruments=n_instruments))
+    if name == "tradingview":
+        # Imported here so the offline path never needs the HTTP client.
+        from quant_assets.sources.tradingview import ScannerSettings, TradingViewSource
+
+        overrides = {"base_url": tradingview_url} if tradingview_url else {}
+        return TradingViewSource(ScannerSettings.from_env(**overrides))
+    raise ConfigError(f"market data source {name!r} is unknown; choose one of {SOURCES}")
