@@ -68,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     screen.add_argument("--seed", type=int, default=7, help="synthetic market seed")
     screen.add_argument("--instruments", type=int, default=1200, help="synthetic market size")
 
+    fake = commands.add_parser("fake-scanner", help="serve the synthetic market through the scanner's HTTP API")
+    fake.add_argument("--port", type=int, default=8765)
+    fake.add_argument("--date", type=_date, help="day served (default: today, UTC)")
+    fake.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    fake.add_argument("--jitter", type=float, default=0.0, help="extra random latency, up to this many seconds")
+    fake.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random fault per request")
+    fake.add_argument("--seed", type=int, default=7, help="synthetic market seed")
+    fake.add_argument("--instruments", type=int, default=1200, help="synthetic market size")
+
     query = commands.add_parser("sql", help="run one read-only DuckDB SQL query over the lakehouse")
     query.add_argument("query", help='e.g. "SELECT * FROM regime ORDER BY date"')
     query.add_argument("--lakehouse", help="lakehouse root")
@@ -132,12 +141,21 @@ def _screen(args: argparse.Namespace) -> int:
             shown.write_csv(args.output)
         print(f"{shown.height} signals for {day} written to {args.output}")
     else:
-        with pl.Config(tbl_rows=100, tbl_cols=12, tbl_width_chars=160, float_precision=3,
+        with pl.Config(tbl_rows=100, tbl_cols=12, tbl_width_chars=160,
                        tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True):
             print(f"Signals for {day} ({args.source}):")
-            print(shown.select("config", "rank", "symbol", "direction", "rejected_by",
-                               "alpha_field", "alpha_value", "ADX", "tick_size"))
+            print(shown.select("config", "rank", "symbol", "direction", "rejected_by", "alpha_field",
+                               pl.col("alpha_value").round(2), pl.col("ADX").round(1), "tick_size"))
     return 1 if fetched.failures else 0
+
+
+def _fake_scanner(args: argparse.Namespace) -> int:
+    # Imported here: the server is only needed for demos and tests.
+    from quant_assets.sources.fake_scanner import serve
+
+    serve(args.port, args.seed, args.instruments, args.date, args.latency,
+          jitter_s=args.jitter, fault_rate=args.fault_rate)
+    return 0
 
 
 def _sql(args: argparse.Namespace) -> int:
@@ -155,7 +173,8 @@ def _sql(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": _run, "screen": _screen, "sql": _sql}[args.command](args)
+        commands = {"run": _run, "screen": _screen, "fake-scanner": _fake_scanner, "sql": _sql}
+        return commands[args.command](args)
     except (QuantAssetsError, duckdb.Error) as exc:
         print(f"quant-assets: error: {exc}", file=sys.stderr)
         return 1
