@@ -45,11 +45,14 @@ class ScreeningResource(ConfigurableResource):
 
 
 class RiskResource(ConfigurableResource):
-    """Risk-stage settings: lookbacks, position cap, aggressor count, core share by regime."""
+    """Risk-stage settings: lookbacks, covariance estimator (``ledoit_wolf`` | ``oas``), returns
+    (``simple`` | ``log``), position cap, aggressor count, core share by regime."""
 
     lookback_days: int = 180
     regime_lookback_days: int = 730
     min_observations: int = 60
+    covariance_method: str = "ledoit_wolf"
+    returns_kind: str = "simple"
     max_weight: float = 0.2
     n_aggressors: int = 5
     core_share_quiet: float = 0.85
@@ -61,6 +64,8 @@ class RiskResource(ConfigurableResource):
             lookback_days=self.lookback_days,
             regime_lookback_days=self.regime_lookback_days,
             min_observations=self.min_observations,
+            covariance_method=self.covariance_method,
+            returns_kind=self.returns_kind,
             max_weight=self.max_weight,
             n_aggressors=self.n_aggressors,
             core_share={

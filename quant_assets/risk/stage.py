@@ -30,6 +30,7 @@ class RiskSettings:
     min_observations: int = 60
     min_coverage: float = 0.9
     covariance_method: str = "ledoit_wolf"
+    returns_kind: str = "simple"
     max_weight: float = 0.2
     n_aggressors: int = 5
     core_share: Mapping[str, float] = field(
@@ -70,7 +71,7 @@ def _legs_panel(bars: pl.DataFrame, legs: pl.DataFrame, day: date, settings: Ris
     directions = dict(zip(legs["symbol"].to_list(), legs["direction"].to_list()))
     panel = build_returns_panel(
         bars, day, settings.lookback_days, symbols=list(directions),
-        min_observations=settings.min_observations, directions=directions,
+        min_observations=settings.min_observations, kind=settings.returns_kind, directions=directions,
     )
     return panel.complete(settings.min_coverage)
 
