@@ -1,11 +1,16 @@
 """Point-in-time symbol catalog: daily immutable observations, versions derived in SQL.
 
 Each ``metadata_catalog`` partition D holds what the workflow observed about every instrument
-it screened on D (exchange, quote, type, pricescale, minmov, tick size). Nothing is updated
-in place: the type-2 versions (``valid_from`` / ``valid_to``) are computed by
-:mod:`quant_assets.lakehouse.sql` as runs of identical attributes over observation dates, so
-backfilling days in any order yields the same history, and a re-materialised day that
-observed the same facts keeps its original ``recorded_at`` (idempotent).
+it screened on D (exchange, quote, type, pricescale, minmov, tick size), as one or more
+*snapshots*, each stamped with the time it was recorded (``recorded_at``, knowledge time).
+Nothing is updated in place:
+
+- re-materialising D with the same facts changes nothing (the stored partition is kept);
+- re-materialising D with different facts (a correction) appends a new snapshot, so a query
+  "as known at T" still sees the snapshot that was current at T;
+- the type-2 versions (``valid_from`` / ``valid_to``, business time) are computed by
+  :mod:`quant_assets.lakehouse.sql` as runs of identical attributes over observation dates,
+  so backfilling days in any order yields the same history.
 """
 
 from __future__ import annotations
@@ -44,8 +49,9 @@ def build_observations(
     recorded_at
         Knowledge time; defaults to now (UTC).
     previous
-        The partition already stored for ``day``, if any. When it holds the same facts its
-        ``recorded_at`` is kept, so materialising a day twice changes nothing.
+        The partition already stored for ``day``, if any. When its latest snapshot holds the
+        same facts it is returned unchanged (idempotent); otherwise the new snapshot is
+        appended to it.
 
     Raises
     ------
@@ -67,15 +73,35 @@ def build_observations(
         )
         .with_columns(pl.col("pricescale").cast(pl.Int64), pl.col("minmov").cast(pl.Int64))
     )
-    if previous is not None and previous.drop("recorded_at").equals(observed):
-        return previous
     stamp = recorded_at or datetime.now(timezone.utc)
-    return observed.with_columns(recorded_at=pl.lit(stamp, pl.Datetime("us", "UTC")))
+    snapshot = observed.with_columns(recorded_at=pl.lit(stamp, pl.Datetime("us", "UTC")))
+    if previous is None:
+        return snapshot
+    latest = previous.filter(pl.col("recorded_at") == pl.col("recorded_at").max())
+    if latest.drop("recorded_at").equals(observed):
+        return previous
+    if stamp <= previous["recorded_at"].max():
+        raise ValidationError(
+            f"metadata_catalog {day}: new snapshot recorded at {stamp} is not after the stored "
+            f"one ({previous['recorded_at'].max()})"
+        )
+    return pl.concat([previous, snapshot], how="vertical_relaxed")
+
+
+def latest_snapshot(observations: pl.DataFrame) -> pl.DataFrame:
+    """The rows of a catalog partition's most recent snapshot: what is known now."""
+    return observations.filter(pl.col("recorded_at") == pl.col("recorded_at").max())
 
 
 def missing_tick_sizes(observations: pl.DataFrame) -> list[str]:
-    """Symbols selected into signals whose tick size is missing or not positive."""
-    bad = observations.filter(
+    """Symbols selected into signals whose tick size, as known now, is missing or not positive."""
+    bad = latest_snapshot(observations).filter(
         pl.col("in_signals") & (pl.col("tick_size").is_null() | (pl.col("tick_size") <= 0))
     )
     return bad["symbol"].to_list()
+
+
+def constituents_without_tick_size(weights: pl.DataFrame, observations: pl.DataFrame) -> list[str]:
+    """Portfolio constituents with no positive tick size in the day's catalog, as known now."""
+    known = latest_snapshot(observations).filter(pl.col("tick_size") > 0)["symbol"]
+    return sorted(weights.filter(~pl.col("symbol").is_in(known.implode()))["symbol"].to_list())

@@ -4,11 +4,15 @@ Parquet is the system of record; DuckDB never owns a database file here, so any 
 readers run beside the writers without lock errors. Each connection gets:
 
 - one view per asset with data (``raw_screen``, ``signals``, ...), every partition, with
-  ``date`` as a column;
-- ``symbols``: every version of every symbol (type 2), derived from the catalog's daily
-  observations as runs of identical attributes; ``valid_to`` is the next version's
-  ``valid_from`` (exclusive) and NULL while current;
-- the table macro ``symbols_as_of(d)``: the version of each symbol in force on day ``d``.
+  ``date`` as a column (``metadata_catalog`` holds every snapshot ever recorded);
+- ``symbol_versions(known_at := NULL)``: every version of every symbol (type 2) as known at
+  ``known_at`` (default: now), derived from the catalog's daily observations as runs of
+  identical attributes; ``valid_to`` is the next version's ``valid_from`` (exclusive) and NULL
+  while current; ``symbols`` is the same as known now;
+- ``symbols_as_of(d, known_at := NULL)``: the version of each symbol in force on day ``d``, as
+  known at ``known_at``: a correction recorded later does not change an earlier answer;
+- ``universe_as_of(d, known_at := NULL)``: the signals selected on ``d`` with their barbell
+  weight (NULL if not held) and the catalog's version of the symbol in force on ``d``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ ASSETS: tuple[str, ...] = (
 )
 
 
-def _symbols_sql() -> str:
+def _symbol_versions_sql() -> str:
     attrs = ", ".join(TRACKED_ATTRIBUTES)
     # A missing field never wipes a known one: carry the last known value forward first.
     carried = ",\n        ".join(
@@ -35,11 +39,18 @@ def _symbols_sql() -> str:
     )
     changed = " OR ".join(f"{a} IS DISTINCT FROM lag({a}) OVER s" for a in TRACKED_ATTRIBUTES)
     return f"""
-    CREATE VIEW symbols AS
-    WITH carried AS (
+    CREATE MACRO symbol_versions(known_at := NULL) AS TABLE
+    WITH known AS (
+      -- Per observation day, the latest snapshot recorded by known_at.
+      SELECT * EXCLUDE (snapshot) FROM (
+        SELECT *, max(recorded_at) OVER (PARTITION BY date) AS snapshot
+        FROM metadata_catalog
+        WHERE known_at IS NULL OR recorded_at <= CAST(known_at AS TIMESTAMPTZ)
+      ) WHERE recorded_at = snapshot
+    ), carried AS (
       SELECT symbol, date, recorded_at,
         {carried}
-      FROM metadata_catalog
+      FROM known
       WINDOW w AS (PARTITION BY symbol ORDER BY date
                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     ), flagged AS (
@@ -50,7 +61,7 @@ def _symbols_sql() -> str:
       FROM flagged
     ), versions AS (
       SELECT symbol, version, {attrs},
-        min(date) AS valid_from, max(date) AS last_seen, min(recorded_at) AS recorded_at
+        min(date) AS valid_from, max(date) AS last_seen, max(recorded_at) AS recorded_at
       FROM numbered GROUP BY symbol, version, {attrs}
     )
     SELECT symbol, version::INTEGER AS version, {attrs}, valid_from,
@@ -58,6 +69,27 @@ def _symbols_sql() -> str:
       last_seen, recorded_at
     FROM versions
     """
+
+
+_CATALOG_MACROS = (
+    _symbol_versions_sql(),
+    "CREATE VIEW symbols AS SELECT * FROM symbol_versions()",
+    """CREATE MACRO symbols_as_of(d, known_at := NULL) AS TABLE
+       SELECT * FROM symbol_versions(known_at := known_at)
+       WHERE valid_from <= CAST(d AS DATE)
+         AND (valid_to IS NULL OR valid_to > CAST(d AS DATE))""",
+)
+
+_UNIVERSE_MACRO = """
+CREATE MACRO universe_as_of(d, known_at := NULL) AS TABLE
+SELECT s.date, s.config, s.symbol, s.direction, s.rank, s.alpha_field, s.alpha_value,
+       w.sleeve, w.weight, c.tick_size, c.pricescale, c.minmov, c.version AS catalog_version,
+       c.valid_from AS catalog_valid_from
+FROM signals AS s
+LEFT JOIN barbell_weights AS w ON w.date = s.date AND w.symbol = s.symbol
+LEFT JOIN symbols_as_of(d, known_at := known_at) AS c ON c.symbol = s.symbol
+WHERE s.date = CAST(d AS DATE) AND s.selected
+"""
 
 
 def connect(root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
@@ -75,13 +107,10 @@ def connect(root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
             "union_by_name = true, hive_partitioning = false)"
         )
     if _has_view(con, "metadata_catalog"):
-        con.execute(_symbols_sql())
-        con.execute(
-            """CREATE MACRO symbols_as_of(d) AS TABLE
-               SELECT * FROM symbols
-               WHERE valid_from <= CAST(d AS DATE)
-                 AND (valid_to IS NULL OR valid_to > CAST(d AS DATE))"""
-        )
+        for statement in _CATALOG_MACROS:
+            con.execute(statement)
+        if _has_view(con, "signals") and _has_view(con, "barbell_weights"):
+            con.execute(_UNIVERSE_MACRO)
     return con
 
 

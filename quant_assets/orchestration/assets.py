@@ -19,7 +19,11 @@ from dagster import (
     asset,
 )
 
-from quant_assets.lakehouse.catalog import build_observations, missing_tick_sizes
+from quant_assets.lakehouse.catalog import (
+    build_observations,
+    constituents_without_tick_size,
+    missing_tick_sizes,
+)
 from quant_assets.orchestration.metadata import frame_metadata
 from quant_assets.orchestration.resources import (
     LakehouseResource,
@@ -129,7 +133,12 @@ def covariance(
 
 @asset(
     group_name="risk",
-    check_specs=[AssetCheckSpec("weights_valid", asset="barbell_weights")],
+    # Runs after the catalog so every constituent's tick size can be verified as of the day.
+    deps=["metadata_catalog"],
+    check_specs=[
+        AssetCheckSpec("weights_valid", asset="barbell_weights"),
+        AssetCheckSpec("constituents_have_tick_size", asset="barbell_weights", blocking=True),
+    ],
     **_COMMON,
 )
 def barbell_weights(
@@ -139,6 +148,7 @@ def barbell_weights(
     covariance: pl.DataFrame,
     market_data: MarketDataResource,
     risk: RiskResource,
+    lakehouse: LakehouseResource,
 ) -> Iterator[Output[pl.DataFrame] | AssetCheckResult]:
     """Barbell portfolio: max-diversification core plus antifragile aggressors, split by regime."""
     day, settings = _day(context), risk.settings()
@@ -158,6 +168,13 @@ def barbell_weights(
         check_name="weights_valid",
         passed=not problems,
         metadata={"problems": "; ".join(problems) or "none", "total_weight": float(frame["weight"].sum())},
+    )
+    untradeable = constituents_without_tick_size(frame, lakehouse.store().read("metadata_catalog", day))
+    yield AssetCheckResult(
+        check_name="constituents_have_tick_size",
+        passed=not untradeable,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"missing": ", ".join(untradeable) or "none"},
     )
 
 

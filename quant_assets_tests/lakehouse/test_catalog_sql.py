@@ -7,7 +7,12 @@ import pytest
 
 from quant_assets.errors import ValidationError
 from quant_assets.lakehouse import sql
-from quant_assets.lakehouse.catalog import build_observations, missing_tick_sizes
+from quant_assets.lakehouse.catalog import (
+    build_observations,
+    constituents_without_tick_size,
+    latest_snapshot,
+    missing_tick_sizes,
+)
 from quant_assets.lakehouse.store import PartitionStore
 
 D1, D2, D3, D4 = (date(2024, 1, d) for d in (1, 2, 3, 4))
@@ -67,7 +72,31 @@ def test_rematerialising_same_facts_keeps_recorded_at():
     assert again.equals(first)
     changed = build_observations(_raw(D1, 10), _signals([]), D1,
                                  recorded_at=T0 + timedelta(days=3), previous=first)
-    assert changed["recorded_at"][0] == T0 + timedelta(days=3)
+    # A correction is a new snapshot appended to the old one, which stays readable.
+    assert changed.group_by("recorded_at").len().sort("recorded_at").rows() == [
+        (T0, 2), (T0 + timedelta(days=3), 2)]
+    assert latest_snapshot(changed).drop("recorded_at").equals(
+        build_observations(_raw(D1, 10), _signals([]), D1).drop("recorded_at"))
+    with pytest.raises(ValidationError, match="not after the stored one"):
+        build_observations(_raw(D1, 1000), _signals([]), D1, recorded_at=T0, previous=changed)
+
+
+def test_correction_keeps_what_was_known_before(tmp_path):
+    store = PartitionStore(tmp_path)
+    _write_days(store, [(D1, 100), (D2, 100), (D3, 100)])
+    # Later, D2 is re-materialised with a corrected tick size: a new knowledge version.
+    corrected_at = T0 + timedelta(days=30)
+    fixed = build_observations(_raw(D2, 10), _signals([]), D2, recorded_at=corrected_at,
+                               previous=store.read("metadata_catalog", D2))
+    store.write("metadata_catalog", D2, fixed)
+    q = ("SELECT tick_size FROM symbols_as_of('{d}'{known}) WHERE symbol = 'BINANCE:BTCUSDT'")
+    assert sql.query(q.format(d=D2, known=""), tmp_path).item() == 0.1
+    before = f", known_at := TIMESTAMPTZ '{(corrected_at - timedelta(days=1)).isoformat()}'"
+    assert sql.query(q.format(d=D2, known=before), tmp_path).item() == 0.01
+    # As known now, D2 is its own version between two 0.01 versions.
+    now = sql.query("SELECT version, tick_size, valid_from, valid_to FROM symbols "
+                    "WHERE symbol = 'BINANCE:BTCUSDT' ORDER BY version", tmp_path)
+    assert now.rows() == [(1, 0.01, D1, D2), (2, 0.1, D2, D3), (3, 0.01, D3, None)]
 
 
 def test_versions_only_on_change_and_missing_field_never_wipes(tmp_path):
@@ -109,3 +138,12 @@ def test_asset_views_have_date_column_and_skip_empty_assets(tmp_path):
     con = sql.connect(tmp_path)
     views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     assert views == {"regime"}
+
+
+def test_constituents_without_tick_size_uses_latest_snapshot():
+    first = build_observations(_raw(D1, None), _signals([]), D1, recorded_at=T0)
+    weights = pl.DataFrame({"symbol": ["BINANCE:BTCUSDT", "NASDAQ:AAPL", "NYSE:GONE"]})
+    assert constituents_without_tick_size(weights, first) == ["BINANCE:BTCUSDT", "NYSE:GONE"]
+    fixed = build_observations(_raw(D1, 100), _signals([]), D1, recorded_at=T0 + timedelta(hours=1),
+                               previous=first)
+    assert constituents_without_tick_size(weights, fixed) == ["NYSE:GONE"]

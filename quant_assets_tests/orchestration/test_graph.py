@@ -11,6 +11,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from quant_assets import cli
 from quant_assets.definitions import defs
+from quant_assets.lakehouse import sql
 from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.orchestration.assets import ASSETS
 from quant_assets.orchestration.jobs import build_resources
@@ -70,6 +71,7 @@ def test_materialisation_metadata_and_checks(lake):
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["weights_valid"].passed
     assert checks["signals_have_tick_size"].passed
+    assert checks["constituents_have_tick_size"].passed
 
 
 def test_weights_sum_to_one_within_caps(lake):
@@ -123,6 +125,20 @@ def test_cli_sql_reads_views_over_partitions(lake, capsys):
     n_joined = int(capsys.readouterr().out.splitlines()[1])
     n_weights = PartitionStore(root).read("barbell_weights", DAYS[-1]).height
     assert n_joined == n_weights > 0
+
+
+def test_universe_as_of_joins_signals_weights_and_catalog(lake):
+    root, _ = lake
+    day = DAYS[-1]
+    universe = sql.query(f"SELECT * FROM universe_as_of(DATE '{day}')", root)
+    store = PartitionStore(root)
+    selected = store.read("signals", day).filter(pl.col("selected"))
+    weights = store.read("barbell_weights", day)
+    assert universe.height == selected.height
+    assert (universe["tick_size"] > 0).all()
+    held = universe.filter(pl.col("weight").is_not_null()).unique("symbol")
+    assert set(held["symbol"]) == set(weights["symbol"])
+    assert held["weight"].sum() == pytest.approx(1.0, abs=1e-9)
 
 
 def test_cli_sql_error_is_reported_not_raised(lake, capsys):
