@@ -9,8 +9,11 @@ readers run beside the writers without lock errors. Each connection gets:
   ``known_at`` (default: now), derived from the catalog's daily observations as runs of
   identical attributes; ``valid_to`` is the next version's ``valid_from`` (exclusive) and NULL
   while current; ``symbols`` is the same as known now;
-- ``symbols_as_of(d, known_at := NULL)``: the version of each symbol in force on day ``d``, as
-  known at ``known_at``: a correction recorded later does not change an earlier answer;
+- ``symbols_as_of(d, known_at := NULL, retire_after_days := 30)``: the version of each symbol
+  in force on day ``d``, as known at ``known_at`` (a correction recorded later does not change
+  an earlier answer), with ``last_observed`` (the last day on or before ``d`` it was seen) and
+  ``active``: a symbol unseen for ``retire_after_days`` is retired on ``d`` (it may have been
+  delisted, or only have left every config's screen), and active again once seen;
 - ``universe_as_of(d, known_at := NULL)``: the signals selected on ``d`` with their barbell
   weight (NULL if not held) and the catalog's version of the symbol in force on ``d``.
 """
@@ -41,12 +44,7 @@ def _symbol_versions_sql() -> str:
     return f"""
     CREATE MACRO symbol_versions(known_at := NULL) AS TABLE
     WITH known AS (
-      -- Per observation day, the latest snapshot recorded by known_at.
-      SELECT * EXCLUDE (snapshot) FROM (
-        SELECT *, max(recorded_at) OVER (PARTITION BY date) AS snapshot
-        FROM metadata_catalog
-        WHERE known_at IS NULL OR recorded_at <= CAST(known_at AS TIMESTAMPTZ)
-      ) WHERE recorded_at = snapshot
+      SELECT * FROM catalog_known(known_at := known_at)
     ), carried AS (
       SELECT symbol, date, recorded_at,
         {carried}
@@ -71,13 +69,28 @@ def _symbol_versions_sql() -> str:
     """
 
 
+#: A symbol not observed for this many days is retired (``active`` false) until seen again.
+RETIRE_AFTER_DAYS = 30
+
 _CATALOG_MACROS = (
+    # Per observation day, the latest snapshot recorded by known_at (default: now).
+    """CREATE MACRO catalog_known(known_at := NULL) AS TABLE
+       SELECT * EXCLUDE (snapshot) FROM (
+         SELECT *, max(recorded_at) OVER (PARTITION BY date) AS snapshot
+         FROM metadata_catalog
+         WHERE known_at IS NULL OR recorded_at <= CAST(known_at AS TIMESTAMPTZ)
+       ) WHERE recorded_at = snapshot""",
     _symbol_versions_sql(),
     "CREATE VIEW symbols AS SELECT * FROM symbol_versions()",
-    """CREATE MACRO symbols_as_of(d, known_at := NULL) AS TABLE
-       SELECT * FROM symbol_versions(known_at := known_at)
-       WHERE valid_from <= CAST(d AS DATE)
-         AND (valid_to IS NULL OR valid_to > CAST(d AS DATE))""",
+    f"""CREATE MACRO symbols_as_of(d, known_at := NULL, retire_after_days := {RETIRE_AFTER_DAYS}) AS TABLE
+       SELECT v.*, o.last_observed,
+              o.last_observed > CAST(d AS DATE) - CAST(retire_after_days AS INTEGER) AS active
+       FROM symbol_versions(known_at := known_at) AS v
+       JOIN (SELECT symbol, max(date) AS last_observed
+             FROM catalog_known(known_at := known_at)
+             WHERE date <= CAST(d AS DATE) GROUP BY symbol) AS o USING (symbol)
+       WHERE v.valid_from <= CAST(d AS DATE)
+         AND (v.valid_to IS NULL OR v.valid_to > CAST(d AS DATE))""",
 )
 
 _UNIVERSE_MACRO = """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from dagster import ConfigurableResource
 
 from quant_assets.lakehouse.store import PartitionStore
@@ -16,17 +18,21 @@ class MarketDataResource(ConfigurableResource):
     """Market data source: ``synthetic`` (offline, deterministic, the default) or ``tradingview``.
 
     ``tradingview_url`` overrides the scanner's base URL (else ``$QUANT_ASSETS_TRADINGVIEW_URL``).
+    ``perturb_after`` (YYYY-MM-DD) redraws the synthetic market after that day: a lookahead
+    audit re-materialises a partition with it and expects identical output.
     """
 
     source: str = "synthetic"
     seed: int = 7
     n_instruments: int = 1200
     tradingview_url: str = ""
+    perturb_after: str = ""
 
     def get_source(self) -> MarketSource:
         return open_source(
             self.source, seed=self.seed, n_instruments=self.n_instruments,
             tradingview_url=self.tradingview_url,
+            perturb_after=date.fromisoformat(self.perturb_after) if self.perturb_after else None,
         )
 
 

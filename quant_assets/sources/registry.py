@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from quant_assets.errors import ConfigError
 from quant_assets.sources.base import MarketSource
 from quant_assets.sources.synthetic import SyntheticMarketConfig, SyntheticSource
@@ -15,10 +17,12 @@ def open_source(
     seed: int = 7,
     n_instruments: int = 1200,
     tradingview_url: str = "",
+    perturb_after: date | None = None,
 ) -> MarketSource:
     """The market data source called ``name``.
 
-    ``synthetic`` is the offline market of ``seed`` and ``n_instruments``; ``tradingview`` is the
+    ``synthetic`` is the offline market of ``seed`` and ``n_instruments`` (with every draw after
+    ``perturb_after`` redrawn, for lookahead audits); ``tradingview`` is the
     live scanner at ``tradingview_url`` (default ``$QUANT_ASSETS_TRADINGVIEW_URL``, else the
     public scanner).
 
@@ -28,7 +32,8 @@ def open_source(
         ``name`` is not a known source.
     """
     if name == "synthetic":
-        return SyntheticSource(SyntheticMarketConfig(seed=seed, n_instruments=n_instruments))
+        config = SyntheticMarketConfig(seed=seed, n_instruments=n_instruments, perturb_after=perturb_after)
+        return SyntheticSource(config)
     if name == "tradingview":
         # Imported here so the offline path never needs the HTTP client.
         from quant_assets.sources.tradingview import ScannerSettings, TradingViewSource

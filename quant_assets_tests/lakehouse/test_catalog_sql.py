@@ -147,3 +147,18 @@ def test_constituents_without_tick_size_uses_latest_snapshot():
     fixed = build_observations(_raw(D1, 100), _signals([]), D1, recorded_at=T0 + timedelta(hours=1),
                                previous=first)
     assert constituents_without_tick_size(weights, fixed) == ["NYSE:GONE"]
+
+
+def test_symbols_unseen_for_30_days_are_retired_as_of_a_day(tmp_path):
+    store = PartitionStore(tmp_path)
+    _write_days(store, [(D1, 100)])
+    later = D1 + timedelta(days=40)
+    obs = build_observations(_raw(later, 100).filter(pl.col("symbol") == "NASDAQ:AAPL"),
+                             _signals([]), later, recorded_at=T0 + timedelta(days=40))
+    store.write("metadata_catalog", later, obs)
+    q = "SELECT symbol, active, last_observed FROM symbols_as_of('{d}'{extra}) ORDER BY symbol"
+    assert sql.query(q.format(d=D1 + timedelta(days=29), extra=""), tmp_path).rows() == [
+        ("BINANCE:BTCUSDT", True, D1), ("NASDAQ:AAPL", True, D1)]
+    assert sql.query(q.format(d=later, extra=""), tmp_path).rows() == [
+        ("BINANCE:BTCUSDT", False, D1), ("NASDAQ:AAPL", True, later)]
+    assert sql.query(q.format(d=later, extra=", retire_after_days := 60"), tmp_path).rows()[0][1] is True
