@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from benchmarks import bench_discovery, bench_regime, bench_risk, bench_screening, bench_synthetic
+from benchmarks import (
+    bench_catalog,
+    bench_discovery,
+    bench_regime,
+    bench_risk,
+    bench_screening,
+    bench_synthetic,
+)
 
 
 def main() -> None:
-    for module in (bench_synthetic, bench_discovery, bench_screening, bench_risk, bench_regime):
+    for module in (bench_synthetic, bench_discovery, bench_screening, bench_risk, bench_regime,
+                   bench_catalog):
         print(f"\n## {module.__name__}\n", flush=True)
         module.main()
 
