@@ -86,18 +86,17 @@ def main() -> None:
         n_observations = con.sql("SELECT count(*) FROM metadata_catalog").fetchall()[0][0]
         print(f"  versions derived: {n_versions:,} from {n_observations:,} observations")
         days = [START + timedelta(days=int(k)) for k in rng.integers(30, N_DAYS, QUERIES)]
-        timings = []
-        for d in days:
-            t0 = time.perf_counter()
-            con.sql(f"SELECT * FROM symbols_as_of(DATE '{d}')").fetchall()
-            timings.append(time.perf_counter() - t0)
-        print(f"  symbols_as_of(random day)            {_percentiles(timings)}  (target p50 <= 20 ms)")
-        timings = []
-        for d in days:
-            t0 = time.perf_counter()
-            con.sql(f"SELECT tick_size FROM symbols_as_of(DATE '{d}') WHERE symbol = 'EX1:SYM00001USDT'").fetchall()
-            timings.append(time.perf_counter() - t0)
-        print(f"  one symbol's tick size as of a day   {_percentiles(timings)}")
+        for label, template in (
+            ("symbols_as_of(random day)         ", "SELECT * FROM symbols_as_of(DATE '{d}')"),
+            ("one symbol's tick size as of a day", "SELECT tick_size FROM symbols_as_of(DATE '{d}') "
+                                                   "WHERE symbol = 'EX1:SYM00001USDT'"),
+        ):
+            timings = []
+            for d in days:
+                t0 = time.perf_counter()
+                con.sql(template.format(d=d)).fetchall()
+                timings.append(time.perf_counter() - t0)
+            print(f"  {label}   {_percentiles(timings)}  (target p50 <= 20 ms)")
         con.close()
 
 

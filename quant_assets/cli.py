@@ -1,4 +1,5 @@
-"""``quant-assets``: run the daily workflow over a range of days, or query the lakehouse with SQL."""
+"""``quant-assets``: run the daily workflow over a range of days, run stages 1-2 alone, serve the
+fake scanner, or query the lakehouse with SQL."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from upath import UPath
 from quant_assets.errors import QuantAssetsError
 from quant_assets.lakehouse import sql
 from quant_assets.lakehouse.store import write_parquet_atomic
+from quant_assets.orchestration.runner import Progress
+from quant_assets.pipeline import QuantitativePipeline, last_complete_day
 from quant_assets.screening.config import resolve_configs
 from quant_assets.screening.discovery import fetch_raw_screen
 from quant_assets.screening.gates import select_liquid_universe, select_signals
 from quant_assets.sources.registry import SOURCES, open_source
-from quant_assets.orchestration.runner import Progress
-from quant_assets.pipeline import QuantitativePipeline, last_complete_day
 
 DEFAULT_DAYS = 7
 
@@ -41,6 +42,16 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def _add_market_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=7, help="synthetic market seed")
+    parser.add_argument("--instruments", type=int, default=1200, help="synthetic market size")
+
+
+def _add_config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="screening config YAML (repeatable; default: every file in configs/)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quant-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,25 +59,21 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialise all seven assets for a range of days")
     run.add_argument("--start", type=_date, help=f"first day (default: {DEFAULT_DAYS} days up to --end)")
     run.add_argument("--end", type=_date, help="last day (default: yesterday, UTC)")
-    run.add_argument("--config", action="append", default=[], metavar="FILE",
-                     help="screening config YAML (repeatable; default: every file in configs/)")
+    _add_config_arg(run)
     run.add_argument("--lakehouse", help="lakehouse root (default: $QUANT_ASSETS_LAKEHOUSE or data/lakehouse)")
     run.add_argument("--source", default="synthetic", choices=SOURCES, help="market data source")
-    run.add_argument("--seed", type=int, default=7, help="synthetic market seed")
-    run.add_argument("--instruments", type=int, default=1200, help="synthetic market size")
+    _add_market_args(run)
     run.add_argument("--verbose", action="store_true", help="show Dagster's event log on the console")
 
     screen = commands.add_parser("screen", help="run stages 1-2 (discovery, universe, signals) alone")
-    screen.add_argument("--config", action="append", default=[], metavar="FILE",
-                        help="screening config YAML (repeatable; default: every file in configs/)")
+    _add_config_arg(screen)
     screen.add_argument("--source", default="synthetic", choices=SOURCES)
     screen.add_argument("--date", type=_date,
                         help="business day (default: today for tradingview, yesterday for synthetic)")
     screen.add_argument("--output", metavar="FILE", help="write the signals to FILE (.parquet or .csv)")
     screen.add_argument("--all", action="store_true", help="include rejected candidates with the gate that rejected them")
     screen.add_argument("--strict", action="store_true", help="stop at the first failed config")
-    screen.add_argument("--seed", type=int, default=7, help="synthetic market seed")
-    screen.add_argument("--instruments", type=int, default=1200, help="synthetic market size")
+    _add_market_args(screen)
 
     fake = commands.add_parser("fake-scanner", help="serve the synthetic market through the scanner's HTTP API")
     fake.add_argument("--port", type=int, default=8765)
@@ -74,8 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     fake.add_argument("--jitter", type=float, default=0.0, help="extra random latency, up to this many seconds")
     fake.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random fault per request")
-    fake.add_argument("--seed", type=int, default=7, help="synthetic market seed")
-    fake.add_argument("--instruments", type=int, default=1200, help="synthetic market size")
+    _add_market_args(fake)
 
     query = commands.add_parser("sql", help="run one read-only DuckDB SQL query over the lakehouse")
     query.add_argument("query", help='e.g. "SELECT * FROM regime ORDER BY date"')

@@ -32,6 +32,7 @@ from quant_assets.orchestration.resources import (
     ScreeningResource,
 )
 from quant_assets.risk.stage import (
+    RiskSettings,
     allocate_barbell,
     assess_regime,
     check_weights,
@@ -49,6 +50,12 @@ _COMMON = dict(partitions_def=daily_partitions, io_manager_key="parquet_io_manag
 
 def _day(context: AssetExecutionContext) -> date:
     return date.fromisoformat(context.partition_key)
+
+
+def _leg_bars(market_data: MarketDataResource, legs: pl.DataFrame, day: date, settings: RiskSettings) -> pl.DataFrame:
+    """Daily bars of the portfolio legs over the covariance lookback ending at ``day``."""
+    start = day - timedelta(days=settings.lookback_days)
+    return market_data.get_source().daily_bars(legs["symbol"].to_list(), start, day)
 
 
 @asset(group_name="discovery", **_COMMON)
@@ -124,10 +131,7 @@ def covariance(
     """Ledoit-Wolf covariance of the signal legs' daily returns (SHORT legs sign-flipped), long form."""
     day, settings = _day(context), risk.settings()
     legs = selected_signals(signals)
-    bars = market_data.get_source().daily_bars(
-        legs["symbol"].to_list(), day - timedelta(days=settings.lookback_days), day
-    )
-    frame, info = estimate_signal_covariance(bars, legs, day, settings)
+    frame, info = estimate_signal_covariance(_leg_bars(market_data, legs, day, settings), legs, day, settings)
     return Output(frame, metadata={**frame_metadata(frame), **info})
 
 
@@ -153,9 +157,7 @@ def barbell_weights(
     """Barbell portfolio: max-diversification core plus antifragile aggressors, split by regime."""
     day, settings = _day(context), risk.settings()
     legs = selected_signals(signals)
-    bars = market_data.get_source().daily_bars(
-        legs["symbol"].to_list(), day - timedelta(days=settings.lookback_days), day
-    )
+    bars = _leg_bars(market_data, legs, day, settings)
     frame = allocate_barbell(bars, legs, covariance, regime["regime"][0], day, settings)
     by_sleeve = frame.group_by("sleeve").agg(pl.col("weight").sum()).sort("sleeve")
     yield Output(frame, metadata={
