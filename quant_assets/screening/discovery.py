@@ -42,10 +42,11 @@ def fetch_raw_screen(
         failed config and why.
     """
     # The scanner answers one market per request (POST /{market}/scan).
-    requests: list[tuple[ScreeningConfig, str, ScanQuery]] = []
-    for cfg in configs:
-        query = cfg.scan_query()
-        requests += [(cfg, market, replace(query, markets=(market,))) for market in cfg.markets]
+    queries = {cfg.name: cfg.scan_query() for cfg in configs}
+    requests: list[tuple[ScreeningConfig, str, ScanQuery]] = [
+        (cfg, market, replace(queries[cfg.name], markets=(market,)))
+        for cfg in configs for market in cfg.markets
+    ]
     answers = source.scan_many(day, [q for _, _, q in requests])
 
     per_config: dict[str, list[pl.DataFrame]] = {cfg.name: [] for cfg in configs}
@@ -68,7 +69,7 @@ def fetch_raw_screen(
     for cfg in configs:
         if cfg.name in failures:
             continue
-        query = cfg.scan_query()
+        query = queries[cfg.name]
         merged = pl.concat(per_config[cfg.name], how="diagonal_relaxed").sort(
             [query.sort_by, "symbol"], descending=[query.descending, False], nulls_last=True
         )

@@ -110,8 +110,7 @@ def select_liquid_universe(raw: pl.DataFrame, configs: Sequence[ScreeningConfig]
     then the alphabetically first symbol: the same coin on several exchanges or quotes is
     represented once, by its most liquid listing.
     """
-    by_name = {c.name: c for c in configs}
-    unknown = set(raw["config"].unique()) - set(by_name)
+    unknown = set(raw["config"].unique()) - {c.name for c in configs}
     if unknown:
         raise ValidationError(f"raw screen has rows for unknown configs {sorted(unknown)}")
     normalised = normalise_metadata(raw)
