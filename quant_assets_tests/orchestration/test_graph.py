@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -188,3 +189,22 @@ def test_cli_run_shows_progress_and_report(tmp_path, capsys):
     assert "[1/2] partition 2024-06-03 done" in out and "[2/2] partition 2024-06-04 done" in out
     assert "Regime:" in out and "Top core weights" in out and "Point-in-time catalog" in out
     assert PartitionStore(tmp_path).partitions("barbell_weights") == DAYS[:2]
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_sql_examples_run_on_the_lakehouse(lake):
+    """Every statement of the README's SQL block runs; the example day becomes a test day."""
+    root, _ = lake
+    block = README.read_text().split("```sql\n", 1)[1].split("```", 1)[0]
+    statements = [s.strip() for s in block.split(";") if s.strip()]
+    assert len(statements) == 4
+    day = DAYS[-1].isoformat()
+    results = [sql.query(s.replace("2026-11-20", day).replace("2026-11-21", "2099-01-01"), root)
+               for s in statements]
+    why_not, portfolio, universe, _changes = results
+    assert why_not.height > 0 and why_not["rejected_by"].null_count() < why_not.height
+    assert portfolio.height == PartitionStore(root).read("barbell_weights", DAYS[-1]).height
+    assert (portfolio["tick_size"] > 0).all()
+    assert universe.height == PartitionStore(root).read("signals", DAYS[-1])["selected"].sum()
