@@ -9,24 +9,32 @@ readers run beside the writers without lock errors. Each connection gets:
   ``known_at`` (default: now), derived from the catalog's daily observations as runs of
   identical attributes; ``valid_to`` is the next version's ``valid_from`` (exclusive) and NULL
   while current; ``symbols`` is the same as known now;
-- ``symbols_as_of(d, known_at := NULL, retire_after_days := 30)``: the version of each symbol
-  in force on day ``d``, as known at ``known_at`` (a correction recorded later does not change
-  an earlier answer), with ``last_observed`` (the last day on or before ``d`` it was seen) and
-  ``active``: a symbol unseen for ``retire_after_days`` is retired on ``d`` (it may have been
-  delisted, or only have left every config's screen), and active again once seen;
-- ``universe_as_of(d, known_at := NULL)``: the signals selected on ``d`` with their barbell
-  weight (NULL if not held) and the catalog's version of the symbol in force on ``d``.
+- ``symbols_as_of(d)`` and ``symbols_as_of(d, known_at)``: the version of each symbol in
+  force on day ``d``, as known now or at ``known_at`` (a correction recorded later does not
+  change an earlier answer), with ``last_observed`` (the last day on or before ``d`` it was
+  seen) and ``active``: a symbol unseen for 30 days (:data:`RETIRE_AFTER_DAYS`) is retired on
+  ``d`` (it may have been delisted, or only have left every config's screen), and active again
+  once seen;
+- ``universe_as_of(d)`` and ``universe_as_of(d, known_at)``: the signals selected on ``d`` with
+  their barbell weight (NULL if not held) and the catalog's version of the symbol in force.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import time
+from pathlib import Path
 
 import duckdb
 import polars as pl
+from upath import UPath
 
 from quant_assets.lakehouse.catalog import TRACKED_ATTRIBUTES
-from quant_assets.lakehouse.store import PART_FILE, resolve_root
+from quant_assets.lakehouse.store import PART_FILE, resolve_root, write_parquet_atomic
+
+#: Folder under the lakehouse root for derived, disposable tables (never a source of truth).
+CACHE_DIR = "_cache"
 
 ASSETS: tuple[str, ...] = (
     "raw_screen", "liquid_universe", "signals", "regime", "covariance", "barbell_weights",
@@ -72,37 +80,58 @@ def _symbol_versions_sql() -> str:
 #: A symbol not observed for this many days is retired (``active`` false) until seen again.
 RETIRE_AFTER_DAYS = 30
 
-_CATALOG_MACROS = (
-    # Per observation day, the latest snapshot recorded by known_at (default: now).
-    """CREATE MACRO catalog_known(known_at := NULL) AS TABLE
-       SELECT * EXCLUDE (snapshot) FROM (
-         SELECT *, max(recorded_at) OVER (PARTITION BY date) AS snapshot
-         FROM metadata_catalog
-         WHERE known_at IS NULL OR recorded_at <= CAST(known_at AS TIMESTAMPTZ)
-       ) WHERE recorded_at = snapshot""",
-    _symbol_versions_sql(),
-    "CREATE VIEW symbols AS SELECT * FROM symbol_versions()",
-    f"""CREATE MACRO symbols_as_of(d, known_at := NULL, retire_after_days := {RETIRE_AFTER_DAYS}) AS TABLE
-       SELECT v.*, o.last_observed,
-              o.last_observed > CAST(d AS DATE) - CAST(retire_after_days AS INTEGER) AS active
-       FROM symbol_versions(known_at := known_at) AS v
-       JOIN (SELECT symbol, max(date) AS last_observed
-             FROM catalog_known(known_at := known_at)
-             WHERE date <= CAST(d AS DATE) GROUP BY symbol) AS o USING (symbol)
-       WHERE v.valid_from <= CAST(d AS DATE)
-         AND (v.valid_to IS NULL OR v.valid_to > CAST(d AS DATE))""",
-)
+_CATALOG_KNOWN = """
+CREATE MACRO catalog_known(known_at := NULL) AS TABLE
+SELECT * EXCLUDE (snapshot) FROM (
+  SELECT *, max(recorded_at) OVER (PARTITION BY date) AS snapshot
+  FROM metadata_catalog
+  WHERE known_at IS NULL OR recorded_at <= CAST(known_at AS TIMESTAMPTZ)
+) WHERE recorded_at = snapshot
+"""
 
-_UNIVERSE_MACRO = """
-CREATE MACRO universe_as_of(d, known_at := NULL) AS TABLE
+# Runs of consecutive observation days per symbol (gaps and islands), as known now.
+_OBSERVATION_RUNS = """
+SELECT symbol, min(date) AS first_observed, max(date) AS last_observed
+FROM (SELECT symbol, date,
+             date - CAST(row_number() OVER (PARTITION BY symbol ORDER BY date) AS INTEGER) AS run
+      FROM catalog_known())
+GROUP BY symbol, run
+"""
+
+# Two overloads: as known now, from `symbols` and `observation_runs` (cached tables when the
+# lakehouse is local); as known at a past time, derived from the snapshots recorded by then.
+_SYMBOLS_AS_OF = f"""
+CREATE MACRO symbols_as_of(d) AS TABLE (
+  SELECT v.*, o.last_observed, o.last_observed > CAST(d AS DATE) - {RETIRE_AFTER_DAYS} AS active
+  FROM symbols AS v
+  JOIN (SELECT symbol, max(least(last_observed, CAST(d AS DATE))) AS last_observed
+        FROM observation_runs WHERE first_observed <= CAST(d AS DATE) GROUP BY symbol) AS o
+  USING (symbol)
+  WHERE v.valid_from <= CAST(d AS DATE) AND (v.valid_to IS NULL OR v.valid_to > CAST(d AS DATE))
+), (d, known_at) AS TABLE (
+  SELECT v.*, o.last_observed, o.last_observed > CAST(d AS DATE) - {RETIRE_AFTER_DAYS} AS active
+  FROM symbol_versions(known_at := known_at) AS v
+  JOIN (SELECT symbol, max(date) AS last_observed FROM catalog_known(known_at := known_at)
+        WHERE date <= CAST(d AS DATE) GROUP BY symbol) AS o
+  USING (symbol)
+  WHERE v.valid_from <= CAST(d AS DATE) AND (v.valid_to IS NULL OR v.valid_to > CAST(d AS DATE))
+)
+"""
+
+_UNIVERSE_SELECT = """
 SELECT s.date, s.config, s.symbol, s.direction, s.rank, s.alpha_field, s.alpha_value,
        w.sleeve, w.weight, c.tick_size, c.pricescale, c.minmov, c.version AS catalog_version,
-       c.valid_from AS catalog_valid_from
+       c.valid_from AS catalog_valid_from, c.active AS catalog_active
 FROM signals AS s
 LEFT JOIN barbell_weights AS w ON w.date = s.date AND w.symbol = s.symbol
-LEFT JOIN symbols_as_of(d, known_at := known_at) AS c ON c.symbol = s.symbol
+LEFT JOIN {catalog} AS c ON c.symbol = s.symbol
 WHERE s.date = CAST(d AS DATE) AND s.selected
 """
+
+_UNIVERSE_MACRO = (
+    f"CREATE MACRO universe_as_of(d) AS TABLE ({_UNIVERSE_SELECT.format(catalog='symbols_as_of(d)')}), "
+    f"(d, known_at) AS TABLE ({_UNIVERSE_SELECT.format(catalog='symbols_as_of(d, known_at)')})"
+)
 
 
 def connect(root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
@@ -113,18 +142,65 @@ def connect(root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
         folder = base / asset
         if not folder.exists() or not any(folder.glob(f"date=*/{PART_FILE}")):
             continue
-        glob = str(folder / "date=*" / PART_FILE).replace("'", "''")
+        glob = _quoted(folder / "date=*" / PART_FILE)
         # Each file carries its own `date` column, so the hive key is not needed.
         con.execute(
             f"CREATE VIEW {asset} AS SELECT * FROM read_parquet('{glob}', "
             "union_by_name = true, hive_partitioning = false)"
         )
     if _has_view(con, "metadata_catalog"):
-        for statement in _CATALOG_MACROS:
-            con.execute(statement)
+        con.execute(_CATALOG_KNOWN)
+        con.execute(_symbol_versions_sql())
+        cached = _cached_catalog(con, base)
+        if cached is None:
+            con.execute("CREATE VIEW symbols AS SELECT * FROM symbol_versions()")
+            con.execute(f"CREATE VIEW observation_runs AS {_OBSERVATION_RUNS}")
+        else:
+            for name, path in cached.items():
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{_quoted(path)}')")
+        con.execute(_SYMBOLS_AS_OF)
         if _has_view(con, "signals") and _has_view(con, "barbell_weights"):
             con.execute(_UNIVERSE_MACRO)
     return con
+
+
+def _quoted(path: object) -> str:
+    return str(path).replace("'", "''")
+
+
+def _cached_catalog(con: duckdb.DuckDBPyConnection, base: UPath) -> dict[str, UPath] | None:
+    """``symbols`` and ``observation_runs`` as known now, computed once per catalog state.
+
+    The cache is named by a fingerprint of every catalog file (name, inode, size, modification
+    time), so a new or rewritten partition (always a new file) gives a new name and a stale
+    cache is never read.
+    Its content is a function of the files alone: two processes that build it at once write
+    the same bytes, and the atomic rename makes the race harmless. Only for local roots.
+    """
+    if base.protocol not in ("", "file", "local"):
+        return None
+    files = sorted(Path(str(base / "metadata_catalog")).glob(f"date=*/{PART_FILE}"))
+    stats = [(f.parent.name, f.stat().st_ino, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    fingerprint = hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
+    cache = base / CACHE_DIR
+    paths = {
+        "symbols": cache / f"symbols-{fingerprint}.parquet",
+        "observation_runs": cache / f"observation_runs-{fingerprint}.parquet",
+    }
+    queries = {"symbols": "SELECT * FROM symbol_versions()", "observation_runs": _OBSERVATION_RUNS}
+    for name, path in paths.items():
+        if not path.exists():
+            write_parquet_atomic(con.sql(queries[name]).pl(), path)
+    _drop_stale(Path(str(cache)), fingerprint)
+    return paths
+
+
+def _drop_stale(cache: Path, fingerprint: str, max_age_s: float = 3600.0) -> None:
+    # Old caches go after an hour, not at once: another process may still have a view on one.
+    now = time.time()
+    for old in cache.glob("*.parquet"):
+        if fingerprint not in old.name and now - old.stat().st_mtime > max_age_s:
+            old.unlink(missing_ok=True)
 
 
 def _has_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:

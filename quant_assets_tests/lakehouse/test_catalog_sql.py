@@ -91,7 +91,7 @@ def test_correction_keeps_what_was_known_before(tmp_path):
     store.write("metadata_catalog", D2, fixed)
     q = ("SELECT tick_size FROM symbols_as_of('{d}'{known}) WHERE symbol = 'BINANCE:BTCUSDT'")
     assert sql.query(q.format(d=D2, known=""), tmp_path).item() == 0.1
-    before = f", known_at := TIMESTAMPTZ '{(corrected_at - timedelta(days=1)).isoformat()}'"
+    before = f", TIMESTAMPTZ '{(corrected_at - timedelta(days=1)).isoformat()}'"
     assert sql.query(q.format(d=D2, known=before), tmp_path).item() == 0.01
     # As known now, D2 is its own version between two 0.01 versions.
     now = sql.query("SELECT version, tick_size, valid_from, valid_to FROM symbols "
@@ -157,8 +157,27 @@ def test_symbols_unseen_for_30_days_are_retired_as_of_a_day(tmp_path):
                              _signals([]), later, recorded_at=T0 + timedelta(days=40))
     store.write("metadata_catalog", later, obs)
     q = "SELECT symbol, active, last_observed FROM symbols_as_of('{d}'{extra}) ORDER BY symbol"
-    assert sql.query(q.format(d=D1 + timedelta(days=29), extra=""), tmp_path).rows() == [
-        ("BINANCE:BTCUSDT", True, D1), ("NASDAQ:AAPL", True, D1)]
-    assert sql.query(q.format(d=later, extra=""), tmp_path).rows() == [
-        ("BINANCE:BTCUSDT", False, D1), ("NASDAQ:AAPL", True, later)]
-    assert sql.query(q.format(d=later, extra=", retire_after_days := 60"), tmp_path).rows()[0][1] is True
+    for known in ("", ", TIMESTAMPTZ '2099-01-01 00:00:00+00'"):  # cached and derived paths
+        assert sql.query(q.format(d=D1 + timedelta(days=29), extra=known), tmp_path).rows() == [
+            ("BINANCE:BTCUSDT", True, D1), ("NASDAQ:AAPL", True, D1)]
+        assert sql.query(q.format(d=later, extra=known), tmp_path).rows() == [
+            ("BINANCE:BTCUSDT", False, D1), ("NASDAQ:AAPL", True, later)]
+
+
+def test_versions_cache_follows_every_write(tmp_path):
+    store = PartitionStore(tmp_path)
+    _write_days(store, [(D1, 100), (D2, 100)])
+    q = "SELECT tick_size FROM symbols_as_of('{d}') WHERE symbol = 'BINANCE:BTCUSDT'"
+    assert sql.query(q.format(d=D2), tmp_path).item() == 0.01
+    cached = sorted(p.name for p in (tmp_path / "_cache").iterdir())
+    assert len(cached) == 2 and cached[0].startswith("observation_runs-")
+    # A new day, and a rewrite of an old one, are seen at once: the cache is keyed by the files.
+    store.write("metadata_catalog", D3, build_observations(
+        _raw(D3, 10), _signals([]), D3, recorded_at=T0 + timedelta(days=3)))
+    assert sql.query(q.format(d=D3), tmp_path).item() == 0.1
+    store.write("metadata_catalog", D2, build_observations(
+        _raw(D2, 10), _signals([]), D2, recorded_at=T0 + timedelta(days=4),
+        previous=store.read("metadata_catalog", D2)))
+    assert sql.query(q.format(d=D2), tmp_path).item() == 0.1
+    live = sql.query(f"SELECT * FROM symbol_versions() ORDER BY symbol, version", tmp_path)
+    assert sql.query("SELECT * FROM symbols ORDER BY symbol, version", tmp_path).equals(live)
