@@ -22,6 +22,7 @@ from quant_assets.lakehouse.store import PartitionStore
 N_SYMBOLS, N_DAYS = 5_000, 3 * 365
 START = date(2022, 1, 1)
 QUERIES = 20
+N_LEGS = 50  # signals and weights per day, for universe_as_of
 
 
 def _universe(rng: np.random.Generator) -> pl.DataFrame:
@@ -66,10 +67,17 @@ def main() -> None:
         store = PartitionStore(root)
         started = time.perf_counter()
         for k in range(N_DAYS - 1):
-            obs = build_observations(_raw_screen(universe, k), no_signals, START + timedelta(days=k),
-                                     recorded_at=stamp)
-            store.write("metadata_catalog", START + timedelta(days=k), obs)
-        print(f"catalog: {N_SYMBOLS:,} symbols, {N_DAYS - 1} daily partitions written in "
+            day = START + timedelta(days=k)
+            raw = _raw_screen(universe, k)
+            store.write("metadata_catalog", day, build_observations(raw, no_signals, day, recorded_at=stamp))
+            legs = raw.select("date", "symbol").head(N_LEGS)
+            store.write("signals", day, legs.with_columns(
+                config=pl.lit("bench"), direction=pl.lit("LONG"), rank=pl.int_range(1, N_LEGS + 1),
+                alpha_field=pl.lit("Perf.3M"), alpha_value=pl.lit(1.0), selected=pl.lit(True)))
+            store.write("barbell_weights", day, legs.with_columns(
+                sleeve=pl.lit("core"), weight=pl.lit(1.0 / N_LEGS)))
+        print(f"catalog: {N_SYMBOLS:,} symbols, {N_DAYS - 1} daily partitions (plus {N_LEGS} signals and "
+              f"weights a day) written in "
               f"{time.perf_counter() - started:.1f} s")
         last = N_DAYS - 1
         raw = _raw_screen(universe, last)
@@ -93,6 +101,7 @@ def main() -> None:
             ("symbols_as_of(random day)         ", "SELECT * FROM symbols_as_of(DATE '{d}')"),
             ("one symbol's tick size as of a day", "SELECT tick_size FROM symbols_as_of(DATE '{d}') "
                                                    "WHERE symbol = 'EX1:SYM00001USDT'"),
+            ("universe_as_of(random day)        ", "SELECT * FROM universe_as_of(DATE '{d}')"),
         ):
             timings = []
             for d in days:

@@ -118,20 +118,28 @@ CREATE MACRO symbols_as_of(d) AS TABLE (
 )
 """
 
+# Reads only day d's signals and weights files: globbing every partition of both assets
+# would cost more than the rest of the query.
 _UNIVERSE_SELECT = """
 SELECT s.date, s.config, s.symbol, s.direction, s.rank, s.alpha_field, s.alpha_value,
        w.sleeve, w.weight, c.tick_size, c.pricescale, c.minmov, c.version AS catalog_version,
        c.valid_from AS catalog_valid_from, c.active AS catalog_active
-FROM signals AS s
-LEFT JOIN barbell_weights AS w ON w.date = s.date AND w.symbol = s.symbol
+FROM read_parquet({signals}) AS s
+LEFT JOIN read_parquet({weights}) AS w ON w.symbol = s.symbol
 LEFT JOIN {catalog} AS c ON c.symbol = s.symbol
-WHERE s.date = CAST(d AS DATE) AND s.selected
+WHERE s.selected
 """
 
-_UNIVERSE_MACRO = (
-    f"CREATE MACRO universe_as_of(d) AS TABLE ({_UNIVERSE_SELECT.format(catalog='symbols_as_of(d)')}), "
-    f"(d, known_at) AS TABLE ({_UNIVERSE_SELECT.format(catalog='symbols_as_of(d, known_at)')})"
-)
+
+def _universe_macro(base: UPath) -> str:
+    def day_file(asset: str) -> str:
+        prefix = _quoted(base / asset / "date=")
+        return f"'{prefix}' || strftime(CAST(d AS DATE), '%Y-%m-%d') || '/{PART_FILE}'"
+
+    files = {"signals": day_file("signals"), "weights": day_file("barbell_weights")}
+    now = _UNIVERSE_SELECT.format(catalog="symbols_as_of(d)", **files)
+    then = _UNIVERSE_SELECT.format(catalog="symbols_as_of(d, known_at)", **files)
+    return f"CREATE MACRO universe_as_of(d) AS TABLE ({now}), (d, known_at) AS TABLE ({then})"
 
 
 def connect(root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
@@ -160,7 +168,7 @@ def connect(root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
                 con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{_quoted(path)}')")
         con.execute(_SYMBOLS_AS_OF)
         if _has_view(con, "signals") and _has_view(con, "barbell_weights"):
-            con.execute(_UNIVERSE_MACRO)
+            con.execute(_universe_macro(base))
     return con
 
 

@@ -6,6 +6,7 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
@@ -164,6 +165,8 @@ def test_universe_as_of_joins_signals_weights_and_catalog(lake):
     held = universe.filter(pl.col("weight").is_not_null()).unique("symbol")
     assert set(held["symbol"]) == set(weights["symbol"])
     assert held["weight"].sum() == pytest.approx(1.0, abs=1e-9)
+    with pytest.raises(duckdb.IOException, match="signals/date=2030-01-01/part-0.parquet"):
+        sql.query("SELECT * FROM universe_as_of(DATE '2030-01-01')", root)
 
 
 def test_cli_sql_error_is_reported_not_raised(lake, capsys):
