@@ -1,10 +1,14 @@
-"""DuckDB SQL over the lakehouse: read-only, in-memory connections, views over Parquet.
+"""DuckDB SQL over the lakehouse: in-memory connections, views over Parquet.
 
 Parquet is the system of record; DuckDB never owns a database file here, so any number of
-readers run beside the writers without lock errors. Each connection gets:
+readers run beside the writers without lock errors. A connection never changes a partition;
+the one thing it may write is the derived catalog cache under ``<root>/_cache/`` (see
+:func:`_cached_catalog`). Each connection gets:
 
 - one view per asset with data (``raw_screen``, ``signals``, ...), every partition, with
   ``date`` as a column (``metadata_catalog`` holds every snapshot ever recorded);
+- ``catalog_known(known_at := NULL)``: per observation day, the catalog snapshot current at
+  ``known_at`` (default: the latest);
 - ``symbol_versions(known_at := NULL)``: every version of every symbol (type 2) as known at
   ``known_at`` (default: now), derived from the catalog's daily observations as runs of
   identical attributes; ``valid_to`` is the next version's ``valid_from`` (exclusive) and NULL
