@@ -18,26 +18,10 @@ NAN = math.nan
 # ---------------------------------------------------------------------------------------------
 
 
-def ref_rma(values: list[float], period: int) -> list[float]:
-    """ta.rma over a list where NaN means "not available yet" (only a leading run)."""
+def ref_smoothed(values: list[float], period: int, alpha: float) -> list[float]:
+    """An exponential average seeded with the SMA of the first ``period`` values, where NaN
+    means "not available yet" (only a leading run)."""
     out, window, state = [], [], None
-    for x in values:
-        if math.isnan(x):
-            out.append(NAN)
-            continue
-        if state is None:
-            window.append(x)
-            if len(window) == period:
-                state = sum(window) / period
-        else:
-            state = (state * (period - 1) + x) / period
-        out.append(NAN if state is None else state)
-    return out
-
-
-def ref_ema(values: list[float], period: int) -> list[float]:
-    out, window, state = [], [], None
-    alpha = 2.0 / (period + 1)
     for x in values:
         if math.isnan(x):
             out.append(NAN)
@@ -50,6 +34,16 @@ def ref_ema(values: list[float], period: int) -> list[float]:
             state = alpha * x + (1 - alpha) * state
         out.append(NAN if state is None else state)
     return out
+
+
+def ref_rma(values: list[float], period: int) -> list[float]:
+    """ta.rma: alpha = 1 / period."""
+    return ref_smoothed(values, period, 1.0 / period)
+
+
+def ref_ema(values: list[float], period: int) -> list[float]:
+    """ta.ema: alpha = 2 / (period + 1)."""
+    return ref_smoothed(values, period, 2.0 / (period + 1))
 
 
 def ref_true_range(h: list[float], lo: list[float], c: list[float], first_bar_range: bool) -> list[float]:
