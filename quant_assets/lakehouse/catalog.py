@@ -77,13 +77,13 @@ def build_observations(
     snapshot = observed.with_columns(recorded_at=pl.lit(stamp, pl.Datetime("us", "UTC")))
     if previous is None:
         return snapshot
-    latest = previous.filter(pl.col("recorded_at") == pl.col("recorded_at").max())
-    if latest.drop("recorded_at").equals(observed):
+    if latest_snapshot(previous).drop("recorded_at").equals(observed):
         return previous
-    if stamp <= previous["recorded_at"].max():
+    stored = previous["recorded_at"].max()
+    if stamp <= stored:
         raise ValidationError(
             f"metadata_catalog {day}: new snapshot recorded at {stamp} is not after the stored "
-            f"one ({previous['recorded_at'].max()})"
+            f"one ({stored})"
         )
     return pl.concat([previous, snapshot], how="vertical_relaxed")
 

@@ -102,25 +102,32 @@ FROM (SELECT symbol, date,
 GROUP BY symbol, run
 """
 
+#: The tables "as known now" that the as-of macros read: views, or cached Parquet (local roots).
+_NOW_TABLES = {"symbols": "SELECT * FROM symbol_versions()", "observation_runs": _OBSERVATION_RUNS}
+
 # Two overloads: as known now, from `symbols` and `observation_runs` (cached tables when the
 # lakehouse is local); as known at a past time, derived from the snapshots recorded by then.
-_SYMBOLS_AS_OF = f"""
-CREATE MACRO symbols_as_of(d) AS TABLE (
-  SELECT v.*, o.last_observed, o.last_observed > CAST(d AS DATE) - {RETIRE_AFTER_DAYS} AS active
-  FROM symbols AS v
-  JOIN (SELECT symbol, max(least(last_observed, CAST(d AS DATE))) AS last_observed
-        FROM observation_runs WHERE first_observed <= CAST(d AS DATE) GROUP BY symbol) AS o
-  USING (symbol)
-  WHERE v.valid_from <= CAST(d AS DATE) AND (v.valid_to IS NULL OR v.valid_to > CAST(d AS DATE))
-), (d, known_at) AS TABLE (
-  SELECT v.*, o.last_observed, o.last_observed > CAST(d AS DATE) - {RETIRE_AFTER_DAYS} AS active
-  FROM symbol_versions(known_at := known_at) AS v
-  JOIN (SELECT symbol, max(date) AS last_observed FROM catalog_known(known_at := known_at)
-        WHERE date <= CAST(d AS DATE) GROUP BY symbol) AS o
-  USING (symbol)
-  WHERE v.valid_from <= CAST(d AS DATE) AND (v.valid_to IS NULL OR v.valid_to > CAST(d AS DATE))
-)
+_AS_OF_SELECT = f"""
+SELECT v.*, o.last_observed, o.last_observed > CAST(d AS DATE) - {RETIRE_AFTER_DAYS} AS active
+FROM {{versions}} AS v
+JOIN ({{observed}}) AS o USING (symbol)
+WHERE v.valid_from <= CAST(d AS DATE) AND (v.valid_to IS NULL OR v.valid_to > CAST(d AS DATE))
 """
+_SYMBOLS_AS_OF = (
+    "CREATE MACRO symbols_as_of(d) AS TABLE ("
+    + _AS_OF_SELECT.format(
+        versions="symbols",
+        observed="SELECT symbol, max(least(last_observed, CAST(d AS DATE))) AS last_observed "
+                 "FROM observation_runs WHERE first_observed <= CAST(d AS DATE) GROUP BY symbol",
+    )
+    + "), (d, known_at) AS TABLE ("
+    + _AS_OF_SELECT.format(
+        versions="symbol_versions(known_at := known_at)",
+        observed="SELECT symbol, max(date) AS last_observed FROM catalog_known(known_at := known_at) "
+                 "WHERE date <= CAST(d AS DATE) GROUP BY symbol",
+    )
+    + ")"
+)
 
 # Reads only day d's signals and weights files: globbing every partition of both assets
 # would cost more than the rest of the query.
@@ -164,12 +171,9 @@ def connect(root: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
         con.execute(_CATALOG_KNOWN)
         con.execute(_symbol_versions_sql())
         cached = _cached_catalog(con, base)
-        if cached is None:
-            con.execute("CREATE VIEW symbols AS SELECT * FROM symbol_versions()")
-            con.execute(f"CREATE VIEW observation_runs AS {_OBSERVATION_RUNS}")
-        else:
-            for name, path in cached.items():
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{_quoted(path)}')")
+        for name, sql_text in _NOW_TABLES.items():
+            source = sql_text if cached is None else f"SELECT * FROM read_parquet('{_quoted(cached[name])}')"
+            con.execute(f"CREATE VIEW {name} AS {source}")
         con.execute(_SYMBOLS_AS_OF)
         if _has_view(con, "signals") and _has_view(con, "barbell_weights"):
             con.execute(_universe_macro(base))
@@ -192,17 +196,13 @@ def _cached_catalog(con: duckdb.DuckDBPyConnection, base: UPath) -> dict[str, UP
     if base.protocol not in ("", "file", "local"):
         return None
     files = sorted(Path(str(base / "metadata_catalog")).glob(f"date=*/{PART_FILE}"))
-    stats = [(f.parent.name, f.stat().st_ino, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    stats = [(f.parent.name, st.st_ino, st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()]]
     fingerprint = hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
     cache = base / CACHE_DIR
-    paths = {
-        "symbols": cache / f"symbols-{fingerprint}.parquet",
-        "observation_runs": cache / f"observation_runs-{fingerprint}.parquet",
-    }
-    queries = {"symbols": "SELECT * FROM symbol_versions()", "observation_runs": _OBSERVATION_RUNS}
+    paths = {name: cache / f"{name}-{fingerprint}.parquet" for name in _NOW_TABLES}
     for name, path in paths.items():
         if not path.exists():
-            write_parquet_atomic(con.sql(queries[name]).pl(), path)
+            write_parquet_atomic(con.sql(_NOW_TABLES[name]).pl(), path)
     _drop_stale(Path(str(cache)), fingerprint)
     return paths
 

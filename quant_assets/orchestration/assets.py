@@ -52,7 +52,9 @@ def _day(context: AssetExecutionContext) -> date:
     return date.fromisoformat(context.partition_key)
 
 
-def _leg_bars(market_data: MarketDataResource, legs: pl.DataFrame, day: date, settings: RiskSettings) -> pl.DataFrame:
+def _leg_bars(
+    market_data: MarketDataResource, legs: pl.DataFrame, day: date, settings: RiskSettings
+) -> pl.DataFrame:
     """Daily bars of the portfolio legs over the covariance lookback ending at ``day``."""
     start = day - timedelta(days=settings.lookback_days)
     return market_data.get_source().daily_bars(legs["symbol"].to_list(), start, day)
@@ -131,7 +133,8 @@ def covariance(
     """Ledoit-Wolf covariance of the signal legs' daily returns (SHORT legs sign-flipped), long form."""
     day, settings = _day(context), risk.settings()
     legs = selected_signals(signals)
-    frame, info = estimate_signal_covariance(_leg_bars(market_data, legs, day, settings), legs, day, settings)
+    bars = _leg_bars(market_data, legs, day, settings)
+    frame, info = estimate_signal_covariance(bars, legs, day, settings)
     return Output(frame, metadata={**frame_metadata(frame), **info})
 
 

@@ -13,7 +13,6 @@ from quant_assets.sources.base import MarketSource
 from quant_assets.sources.registry import open_source
 
 
-
 class MarketDataResource(ConfigurableResource):
     """Market data source: ``synthetic`` (offline, deterministic, the default) or ``tradingview``.
 
