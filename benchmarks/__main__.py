@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmarks import (
+    bench_backfill,
     bench_catalog,
     bench_discovery,
     bench_regime,
@@ -14,7 +15,7 @@ from benchmarks import (
 
 def main() -> None:
     for module in (bench_synthetic, bench_discovery, bench_screening, bench_risk, bench_regime,
-                   bench_catalog):
+                   bench_catalog, bench_backfill):
         print(f"\n## {module.__name__}\n", flush=True)
         module.main()
 

@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_progress(p: Progress) -> None:
     print(
-        f"[{p.done}/{p.total}] partition {p.day} done  elapsed {p.elapsed_s:6.1f}s  "
+        f"[{p.done}/{p.total}] partitions up to {p.day} done  elapsed {p.elapsed_s:6.1f}s  "
         f"ETA {p.eta_s:6.1f}s",
         flush=True,
     )

@@ -1,10 +1,17 @@
-"""The seven daily-partitioned assets. Each turns its partition into a date, calls a resource
-and one core function, and returns the frame with metadata; no maths, SQL or HTTP here.
+"""The seven daily-partitioned assets. Each turns its partitions into dates, calls a resource
+and one core function per day, and returns the frames with metadata and check results; no
+maths, SQL or HTTP here.
+
+Every asset runs over a range of partitions in one run (``BackfillPolicy.single_run()``): a
+backfill of a year is one run that shares the market data, sources and sessions across the
+days, and writes each partition on its own. A run of one partition is the same code with a
+range of one day, so both give identical partitions.
 
 No ``from __future__ import annotations`` here: Dagster reads the ``context`` annotation at
 definition time and rejects it as a string.
 """
 
+import warnings
 from datetime import date, timedelta
 from typing import Iterator
 
@@ -14,42 +21,91 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
+    BackfillPolicy,
+    Backoff,
+    BetaWarning,
     DailyPartitionsDefinition,
+    Failure,
+    Jitter,
     Output,
+    RetryPolicy,
+    TimeWindowPartitionMapping,
     asset,
 )
 
+from quant_assets.errors import LakehouseError, QuantAssetsError, SourceConnectionError
 from quant_assets.lakehouse.catalog import (
     build_observations,
     constituents_without_tick_size,
     missing_tick_sizes,
 )
-from quant_assets.orchestration.metadata import frame_metadata
+from quant_assets.lakehouse.contracts import contract_problems
+from quant_assets.orchestration.metadata import check_result, frame_metadata, picture
 from quant_assets.orchestration.resources import (
     LakehouseResource,
     MarketDataResource,
     RiskResource,
     ScreeningResource,
 )
+from quant_assets.reporting.charts import (
+    plot_correlation_heatmap,
+    plot_regime_history,
+    plot_weights_by_sleeve,
+)
 from quant_assets.risk.stage import (
     RiskSettings,
     allocate_barbell,
     assess_regime,
     check_weights,
+    covariance_matrix,
+    covariance_problems,
     estimate_signal_covariance,
+    market_regime_history,
 )
 from quant_assets.screening.discovery import fetch_raw_screen
 from quant_assets.screening.gates import select_liquid_universe, select_signals, selected_signals
+
+# Single-run backfills and lookbacks that tolerate the start of the partitions are what these
+# assets are built on; Dagster marks both as beta and warns at every definition and run.
+warnings.filterwarnings("ignore", category=BetaWarning)
 
 #: First business day with a partition; the synthetic market simulates a year before it.
 PARTITIONS_START = "2022-01-01"
 daily_partitions = DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
 
-_COMMON = dict(partitions_def=daily_partitions, io_manager_key="parquet_io_manager")
+#: The regime's candidate set is every symbol in the liquid universe on any of this many days
+#: up to D, so one day's churn at the edge of the universe does not move the market it measures.
+UNIVERSE_WINDOW_DAYS = 30
+
+#: Screener pool: the instance limits how many runs hit the scanner at once (deploy/local).
+SCREENER_POOL = "tradingview_scanner"
+
+_COMMON = dict(
+    partitions_def=daily_partitions,
+    io_manager_key="parquet_io_manager",
+    backfill_policy=BackfillPolicy.single_run(),
+)
+_CONTRACT = "contract"
 
 
-def _day(context: AssetExecutionContext) -> date:
-    return date.fromisoformat(context.partition_key)
+def _checks(asset_name: str, *names: str, blocking: tuple[str, ...] = ()) -> list[AssetCheckSpec]:
+    """The data-contract check every asset has, plus ``names``."""
+    return [
+        AssetCheckSpec(name, asset=asset_name, blocking=name in blocking)
+        for name in (_CONTRACT, *names)
+    ]
+
+
+def _contract_check(asset_name: str, frames: dict[str, pl.DataFrame]) -> AssetCheckResult:
+    return check_result(
+        _CONTRACT, {key: contract_problems(asset_name, frame, date.fromisoformat(key)) for key, frame in frames.items()}
+    )
+
+
+def _days(context: AssetExecutionContext) -> list[tuple[str, date]]:
+    """The run's partitions, ascending: one in a normal run, a range in a single-run backfill."""
+    return [(key, date.fromisoformat(key)) for key in sorted(context.partition_keys)]
 
 
 def _leg_bars(
@@ -60,152 +116,247 @@ def _leg_bars(
     return market_data.get_source().daily_bars(legs["symbol"].to_list(), start, day)
 
 
-@asset(group_name="discovery", **_COMMON)
+@asset(
+    group_name="discovery",
+    # Only this asset talks to the network: an unreachable screener gets the step retried, and
+    # a pool caps how many runs query the screener at once.
+    retry_policy=RetryPolicy(max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),
+    pool=SCREENER_POOL,
+    check_specs=_checks("raw_screen", "all_configs_answered"),
+    **_COMMON,
+)
 def raw_screen(
-    context: AssetExecutionContext, market_data: MarketDataResource, screening: ScreeningResource
-) -> Output[pl.DataFrame]:
+    context: AssetExecutionContext,
+    market_data: MarketDataResource,
+    screening: ScreeningResource,
+    lakehouse: LakehouseResource,
+) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Top instruments by Value.Traded per screening config, as the screener saw them at the close."""
-    fetched = fetch_raw_screen(
-        market_data.get_source(), screening.load(), _day(context), strict=screening.strict
+    source, store = market_data.get_source(), lakehouse.store()
+    frames, failures = {}, {}
+    for key, day in _days(context):
+        try:
+            fetched = fetch_raw_screen(source, screening.load(), day, strict=screening.strict)
+        except SourceConnectionError:
+            raise  # the screener was unreachable after the client's retries: retry the step later
+        except QuantAssetsError as exc:  # a bad config or answer fails the same way every time
+            raise Failure(f"raw_screen {key}: {exc}", allow_retries=False) from exc
+        for name, why in sorted(fetched.failures.items()):
+            context.log.warning(f"config {name} failed and is left out of {key}: {why}")
+        frames[key], failures[key] = fetched.frame, fetched.failures
+        per_config = fetched.frame.group_by("config").len().sort("config")
+        context.add_asset_metadata({
+            **frame_metadata(fetched.frame, store.path("raw_screen", day)),
+            "rows_per_config": {r["config"]: r["len"] for r in per_config.iter_rows(named=True)},
+            "failed_configs": fetched.failures or "none",
+        }, partition_key=key)
+    yield Output(frames)
+    yield _contract_check("raw_screen", frames)
+    yield check_result(
+        "all_configs_answered",
+        {k: [f"{name}: {why}" for name, why in sorted(failed.items())] for k, failed in failures.items()},
+        severity=AssetCheckSeverity.WARN,
     )
-    for name, why in sorted(fetched.failures.items()):
-        context.log.warning(f"config {name} failed and is left out of {context.partition_key}: {why}")
-    frame = fetched.frame
-    per_config = frame.group_by("config").len().sort("config")
-    return Output(frame, metadata={
-        **frame_metadata(frame),
-        "rows_per_config": {row["config"]: row["len"] for row in per_config.iter_rows(named=True)},
-        "failed_configs": fetched.failures or "none",
-    })
 
 
-@asset(group_name="alpha", **_COMMON)
+@asset(group_name="alpha", check_specs=_checks("liquid_universe"), **_COMMON)
 def liquid_universe(
-    raw_screen: pl.DataFrame, screening: ScreeningResource
-) -> Output[pl.DataFrame]:
+    context: AssetExecutionContext,
+    raw_screen: dict[str, pl.DataFrame],
+    screening: ScreeningResource,
+    lakehouse: LakehouseResource,
+) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Every screened candidate with the hygiene/liquidity gate that rejected it (null = in universe)."""
-    frame = select_liquid_universe(raw_screen, screening.load())
-    rejected = frame.group_by("rejected_by").len().sort("len", descending=True)
-    return Output(frame, metadata={
-        **frame_metadata(frame.filter(pl.col("in_universe"))),
-        "dagster/row_count": frame.height,
-        "in_universe": int(frame["in_universe"].sum()),
-        "rejections": {str(r["rejected_by"]): r["len"] for r in rejected.iter_rows(named=True)},
-    })
+    configs, store = screening.load(), lakehouse.store()
+    frames = {}
+    for key, day in _days(context):
+        frame = frames[key] = select_liquid_universe(raw_screen[key], configs)
+        rejected = frame.group_by("rejected_by").len().sort("len", descending=True)
+        context.add_asset_metadata({
+            **frame_metadata(frame.filter(pl.col("in_universe")), store.path("liquid_universe", day)),
+            "dagster/row_count": frame.height,
+            "in_universe": int(frame["in_universe"].sum()),
+            "rejections": {str(r["rejected_by"]): r["len"] for r in rejected.iter_rows(named=True)},
+        }, partition_key=key)
+    yield Output(frames)
+    yield _contract_check("liquid_universe", frames)
 
 
-@asset(group_name="alpha", **_COMMON)
-def signals(liquid_universe: pl.DataFrame, screening: ScreeningResource) -> Output[pl.DataFrame]:
+@asset(group_name="alpha", check_specs=_checks("signals"), **_COMMON)
+def signals(
+    context: AssetExecutionContext,
+    liquid_universe: dict[str, pl.DataFrame],
+    screening: ScreeningResource,
+    lakehouse: LakehouseResource,
+) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """LONG/SHORT signals: universe members through the trend gates, ranked by alpha and cut."""
-    frame = select_signals(liquid_universe, screening.load())
-    chosen = frame.filter(pl.col("selected")).sort(["config", "rank"])
-    return Output(frame, metadata={
-        **frame_metadata(frame, preview=chosen.select(
-            "config", "rank", "symbol", "direction", "alpha_field", "alpha_value", "ADX")),
-        "selected": chosen.height,
-    })
+    configs, store = screening.load(), lakehouse.store()
+    frames = {}
+    for key, day in _days(context):
+        frame = frames[key] = select_signals(liquid_universe[key], configs)
+        chosen = frame.filter(pl.col("selected")).sort(["config", "rank"])
+        context.add_asset_metadata({
+            **frame_metadata(frame, store.path("signals", day), preview=chosen.select(
+                "config", "rank", "symbol", "direction", "alpha_field", "alpha_value", "ADX")),
+            "selected": chosen.height,
+        }, partition_key=key)
+    yield Output(frames)
+    yield _contract_check("signals", frames)
 
 
-@asset(group_name="risk", **_COMMON)
+@asset(
+    group_name="risk",
+    ins={"liquid_universe": AssetIn(
+        partition_mapping=TimeWindowPartitionMapping(
+            start_offset=-(UNIVERSE_WINDOW_DAYS - 1), allow_nonexistent_upstream_partitions=True),
+        metadata={"columns": ["symbol", "in_universe"], "allow_missing_partitions": True},
+    )},
+    check_specs=_checks("regime", "label_valid"),
+    **_COMMON,
+)
 def regime(
     context: AssetExecutionContext,
-    liquid_universe: pl.DataFrame,
+    liquid_universe: dict[str, pl.DataFrame],
     market_data: MarketDataResource,
     risk: RiskResource,
-) -> Output[pl.DataFrame]:
+    lakehouse: LakehouseResource,
+) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Market regime (QUIET / NORMAL / CRISIS) of the candidate universe, with its inputs."""
-    day, settings = _day(context), risk.settings()
-    symbols = liquid_universe.filter(pl.col("in_universe"))["symbol"].unique().sort().to_list()
-    bars = market_data.get_source().daily_bars(
-        symbols, day - timedelta(days=settings.regime_lookback_days), day
-    )
-    frame = assess_regime(bars, day, settings)
-    return Output(frame, metadata={**frame_metadata(frame), "regime": frame["regime"][0]})
+    settings, source, store = risk.settings(), market_data.get_source(), lakehouse.store()
+    first = daily_partitions.start.date()
+    frames, days = {}, _days(context)
+    for key, day in days:
+        window = [day - timedelta(days=i) for i in range(UNIVERSE_WINDOW_DAYS - 1, -1, -1)]
+        if key not in liquid_universe:
+            raise LakehouseError(f"regime {key}: liquid_universe {key} is not materialised")
+        known = [d for d in window if d.isoformat() in liquid_universe]
+        symbols = (
+            pl.concat([liquid_universe[d.isoformat()] for d in known])
+            .filter(pl.col("in_universe"))["symbol"].unique().sort().to_list()
+        )
+        start = day - timedelta(days=settings.regime_lookback_days)
+        bars = source.daily_bars(symbols, start, day)
+        frame = frames[key] = assess_regime(bars, day, settings)
+        before_start = [d for d in window if d < first]
+        not_materialised = [d.isoformat() for d in window if d >= first and d not in known]
+        metadata = {
+            **frame_metadata(frame, store.path("regime", day)),
+            "regime": frame["regime"][0],
+            "universe_window": f"{window[0]}..{day} ({UNIVERSE_WINDOW_DAYS} liquid_universe partitions)",
+            "universe_partitions_missing": "; ".join(filter(None, [
+                f"{len(before_start)} before the first partition {first}" if before_start else "",
+                f"{len(not_materialised)} not materialised: {', '.join(not_materialised)}" if not_materialised else "",
+            ])) or "none",
+            "returns_window": f"{start + timedelta(days=1)}..{day}",
+        }
+        if key == days[-1][0]:  # one picture per run: the newest day, the one people look at
+            metadata["regime_history"] = picture(
+                plot_regime_history(market_regime_history(bars, day, settings)), f"regime up to {day}")
+        context.add_asset_metadata(metadata, partition_key=key)
+    yield Output(frames)
+    yield _contract_check("regime", frames)
+    yield check_result("label_valid", {
+        k: [] if f.height == 1 and f["regime"][0] in ("QUIET", "NORMAL", "CRISIS")
+        else [f"labels {f['regime'].to_list()}, expected one of QUIET, NORMAL, CRISIS"]
+        for k, f in frames.items()
+    })
 
 
-@asset(group_name="risk", **_COMMON)
+@asset(group_name="risk", check_specs=_checks("covariance", "symmetric_psd"), **_COMMON)
 def covariance(
     context: AssetExecutionContext,
-    signals: pl.DataFrame,
+    signals: dict[str, pl.DataFrame],
     market_data: MarketDataResource,
     risk: RiskResource,
-) -> Output[pl.DataFrame]:
+    lakehouse: LakehouseResource,
+) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Ledoit-Wolf covariance of the signal legs' daily returns (SHORT legs sign-flipped), long form."""
-    day, settings = _day(context), risk.settings()
-    legs = selected_signals(signals)
-    bars = _leg_bars(market_data, legs, day, settings)
-    frame, info = estimate_signal_covariance(bars, legs, day, settings)
-    return Output(frame, metadata={**frame_metadata(frame), **info})
+    settings, store = risk.settings(), lakehouse.store()
+    frames, days = {}, _days(context)
+    for key, day in days:
+        legs = selected_signals(signals[key])
+        frame, info = estimate_signal_covariance(_leg_bars(market_data, legs, day, settings), legs, day, settings)
+        frames[key] = frame
+        metadata = {**frame_metadata(frame, store.path("covariance", day)), **info}
+        if key == days[-1][0] and frame.height:
+            metadata["correlation"] = picture(plot_correlation_heatmap(*covariance_matrix(frame)), f"correlation on {day}")
+        context.add_asset_metadata(metadata, partition_key=key)
+    yield Output(frames)
+    yield _contract_check("covariance", frames)
+    yield check_result("symmetric_psd", {k: covariance_problems(f) for k, f in frames.items()})
 
 
 @asset(
     group_name="risk",
     # Runs after the catalog so every constituent's tick size can be verified as of the day.
     deps=["metadata_catalog"],
-    check_specs=[
-        AssetCheckSpec("weights_valid", asset="barbell_weights"),
-        AssetCheckSpec("constituents_have_tick_size", asset="barbell_weights", blocking=True),
-    ],
+    check_specs=_checks("barbell_weights", "weights_valid", "constituents_have_tick_size",
+                        blocking=("constituents_have_tick_size",)),
     **_COMMON,
 )
 def barbell_weights(
     context: AssetExecutionContext,
-    signals: pl.DataFrame,
-    regime: pl.DataFrame,
-    covariance: pl.DataFrame,
+    signals: dict[str, pl.DataFrame],
+    regime: dict[str, pl.DataFrame],
+    covariance: dict[str, pl.DataFrame],
     market_data: MarketDataResource,
     risk: RiskResource,
     lakehouse: LakehouseResource,
-) -> Iterator[Output[pl.DataFrame] | AssetCheckResult]:
+) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Barbell portfolio: max-diversification core plus antifragile aggressors, split by regime."""
-    day, settings = _day(context), risk.settings()
-    legs = selected_signals(signals)
-    bars = _leg_bars(market_data, legs, day, settings)
-    frame = allocate_barbell(bars, legs, covariance, regime["regime"][0], day, settings)
-    by_sleeve = frame.group_by("sleeve").agg(pl.col("weight").sum()).sort("sleeve")
-    yield Output(frame, metadata={
-        **frame_metadata(frame, preview=frame.sort("weight", descending=True)),
-        "regime": regime["regime"][0],
-        "sleeve_weights": {r["sleeve"]: round(r["weight"], 6) for r in by_sleeve.iter_rows(named=True)},
+    settings, store = risk.settings(), lakehouse.store()
+    frames, untradeable, days = {}, {}, _days(context)
+    for key, day in days:
+        legs = selected_signals(signals[key])
+        label = regime[key]["regime"][0]
+        frame = frames[key] = allocate_barbell(
+            _leg_bars(market_data, legs, day, settings), legs, covariance[key], label, day, settings)
+        untradeable[key] = constituents_without_tick_size(frame, store.read("metadata_catalog", day))
+        by_sleeve = frame.group_by("sleeve").agg(pl.col("weight").sum()).sort("sleeve")
+        metadata = {
+            **frame_metadata(frame, store.path("barbell_weights", day), preview=frame.sort("weight", descending=True)),
+            "regime": label,
+            "sleeve_weights": {r["sleeve"]: round(r["weight"], 6) for r in by_sleeve.iter_rows(named=True)},
+        }
+        if key == days[-1][0]:
+            metadata["weights_by_sleeve"] = picture(plot_weights_by_sleeve(frame), f"weights on {day}")
+        context.add_asset_metadata(metadata, partition_key=key)
+    yield Output(frames)
+    yield _contract_check("barbell_weights", frames)
+    yield check_result("weights_valid", {k: check_weights(f) for k, f in frames.items()})
+    yield check_result("constituents_have_tick_size", {
+        k: [f"no positive tick size for {', '.join(missing)}"] if missing else []
+        for k, missing in untradeable.items()
     })
-    problems = check_weights(frame)
-    yield AssetCheckResult(
-        check_name="weights_valid",
-        passed=not problems,
-        metadata={"problems": "; ".join(problems) or "none", "total_weight": float(frame["weight"].sum())},
-    )
-    untradeable = constituents_without_tick_size(frame, lakehouse.store().read("metadata_catalog", day))
-    yield AssetCheckResult(
-        check_name="constituents_have_tick_size",
-        passed=not untradeable,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"missing": ", ".join(untradeable) or "none"},
-    )
 
 
 @asset(
     group_name="catalog",
-    check_specs=[AssetCheckSpec("signals_have_tick_size", asset="metadata_catalog", blocking=True)],
+    check_specs=_checks("metadata_catalog", "signals_have_tick_size", blocking=("signals_have_tick_size",)),
     **_COMMON,
 )
 def metadata_catalog(
     context: AssetExecutionContext,
-    raw_screen: pl.DataFrame,
-    signals: pl.DataFrame,
+    raw_screen: dict[str, pl.DataFrame],
+    signals: dict[str, pl.DataFrame],
     lakehouse: LakehouseResource,
-) -> Iterator[Output[pl.DataFrame] | AssetCheckResult]:
+) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """The day's symbol observations (tick size, pricescale, exchange...): the PIT catalog's facts."""
-    day, store = _day(context), lakehouse.store()
-    previous = store.read("metadata_catalog", day) if store.exists("metadata_catalog", day) else None
-    frame = build_observations(raw_screen, signals, day, previous=previous)
-    yield Output(frame, metadata={**frame_metadata(frame), "symbols": frame.height})
-    missing = missing_tick_sizes(frame)
-    yield AssetCheckResult(
-        check_name="signals_have_tick_size",
-        passed=not missing,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"missing": ", ".join(missing) or "none"},
-    )
+    store = lakehouse.store()
+    frames = {}
+    for key, day in _days(context):
+        previous = store.read("metadata_catalog", day) if store.exists("metadata_catalog", day) else None
+        frame = frames[key] = build_observations(raw_screen[key], signals[key], day, previous=previous)
+        context.add_asset_metadata(
+            {**frame_metadata(frame, store.path("metadata_catalog", day)), "symbols": frame.height},
+            partition_key=key,
+        )
+    yield Output(frames)
+    yield _contract_check("metadata_catalog", frames)
+    yield check_result("signals_have_tick_size", {
+        k: [f"no positive tick size for {', '.join(missing)}"] if (missing := missing_tick_sizes(f)) else []
+        for k, f in frames.items()
+    })
 
 
 ASSETS = [raw_screen, liquid_universe, signals, regime, covariance, barbell_weights, metadata_catalog]

@@ -1,11 +1,18 @@
-"""Materialisation metadata the Dagster UI shows: row count, column schema, markdown preview."""
+"""What the Dagster UI shows: materialisation metadata (row count, column schema, markdown
+preview, a link to the Parquet file, pictures) and check results over a run's partitions."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import polars as pl
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, TableColumn, TableSchema
+from upath import UPath
+
+from quant_assets.reporting.charts import markdown_image
+
+#: Partitions listed by name in a failed check's metadata; the rest are counted.
+_LISTED_FAILURES = 20
 
 
 def markdown_table(frame: pl.DataFrame, max_rows: int = 10) -> str:
@@ -26,11 +33,50 @@ def markdown_table(frame: pl.DataFrame, max_rows: int = 10) -> str:
     return "\n".join(lines)
 
 
-def frame_metadata(frame: pl.DataFrame, preview: pl.DataFrame | None = None) -> dict[str, Any]:
-    """Standard metadata for a materialised frame; ``preview`` defaults to its head."""
+def parquet_link(path: UPath) -> MetadataValue:
+    """A local file as a path the UI can copy; an object-store file as a URL."""
+    if path.protocol in ("", "file", "local"):
+        return MetadataValue.path(str(path))
+    return MetadataValue.url(str(path))
+
+
+def frame_metadata(frame: pl.DataFrame, path: UPath, preview: pl.DataFrame | None = None) -> dict[str, Any]:
+    """Standard metadata for a partition stored at ``path``; ``preview`` defaults to its head."""
     schema = TableSchema(columns=[TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
     return {
         "dagster/row_count": frame.height,
         "dagster/column_schema": schema,
         "preview": MetadataValue.md(markdown_table(frame if preview is None else preview)),
+        "parquet": parquet_link(path),
+        "duckdb": MetadataValue.md(f"```sql\nSELECT * FROM read_parquet('{path}');\n```"),
     }
+
+
+def picture(png: bytes, alt: str) -> MetadataValue:
+    """A PNG shown inline in the asset's metadata."""
+    return MetadataValue.md(markdown_image(png, alt))
+
+
+def check_result(
+    name: str,
+    problems: Mapping[str, Sequence[str]],
+    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+) -> AssetCheckResult:
+    """One check's result over the run's partitions: passed when no partition has a problem.
+
+    ``problems`` maps each partition key checked to what is wrong with it (empty: fine).
+    """
+    failed = {key: found for key, found in sorted(problems.items()) if found}
+    listed = [f"- **{key}**: {'; '.join(found)}" for key, found in list(failed.items())[:_LISTED_FAILURES]]
+    if len(failed) > _LISTED_FAILURES:
+        listed.append(f"- _and {len(failed) - _LISTED_FAILURES} more partitions_")
+    return AssetCheckResult(
+        check_name=name,
+        passed=not failed,
+        severity=severity,
+        metadata={
+            "partitions_checked": len(problems),
+            "partitions_failed": len(failed),
+            "problems": MetadataValue.md("\n".join(listed) if listed else "none"),
+        },
+    )

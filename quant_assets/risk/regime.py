@@ -259,13 +259,31 @@ def _turbulence(x: np.ndarray, window: int) -> np.ndarray:
     """Per-day Mahalanobis distance / N of ``x[t]`` from the trailing ``window`` rows."""
     out = np.full(x.shape[0], np.nan)
     for t in range(window, x.shape[0]):
-        history = x[t - window : t]
-        # Assets with a full trailing history, a value today, and some movement: a flat column
-        # carries no information and would make the covariance singular.
-        usable = np.isfinite(history).all(axis=0) & np.isfinite(x[t]) & (np.ptp(history, axis=0) > 0.0)
-        if usable.any():
-            out[t] = _lw_mahalanobis(history[:, usable], x[t, usable]) / usable.sum()
+        out[t] = turbulence_at(x, t, window)
     return out
+
+
+def turbulence_at(x: np.ndarray, t: int, window: int) -> float:
+    """Turbulence of day ``t``: Mahalanobis distance / N of ``x[t]`` from rows ``t - window .. t - 1``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (T, N)
+        Daily asset returns, NaN where an asset has no data.
+    t : int
+        Row to score; NaN when ``t < window`` or no asset is usable.
+    window : int
+        Trailing rows the Ledoit-Wolf covariance is estimated on.
+    """
+    if t < window:
+        return float("nan")
+    history = x[t - window : t]
+    # Assets with a full trailing history, a value today, and some movement: a flat column
+    # carries no information and would make the covariance singular.
+    usable = np.isfinite(history).all(axis=0) & np.isfinite(x[t]) & (np.ptp(history, axis=0) > 0.0)
+    if not usable.any():
+        return float("nan")
+    return _lw_mahalanobis(history[:, usable], x[t, usable]) / usable.sum()
 
 
 def _lw_mahalanobis(history: np.ndarray, today: np.ndarray) -> float:

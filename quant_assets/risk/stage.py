@@ -17,7 +17,7 @@ import polars as pl
 from quant_assets.errors import ValidationError
 from quant_assets.risk.barbell import BarbellConfig, build_barbell
 from quant_assets.risk.covariance import estimate_covariance
-from quant_assets.risk.regime import RegimeConfig, detect_regimes
+from quant_assets.risk.regime import RegimeConfig, detect_regimes, turbulence_at
 from quant_assets.risk.returns import ReturnsPanel, build_returns_panel, equal_weight_market_returns
 
 
@@ -40,15 +40,28 @@ class RiskSettings:
     regime: RegimeConfig = field(default_factory=lambda: RegimeConfig(periods_per_year=365.0))
 
 
-def assess_regime(bars: pl.DataFrame, day: date, settings: RiskSettings) -> pl.DataFrame:
-    """The regime on ``day`` from the equal-weight (unhedged) returns of the candidate universe.
+def market_regime_history(bars: pl.DataFrame, day: date, settings: RiskSettings) -> pl.DataFrame:
+    """The regime of every day of the lookback ending at ``day``, from the equal-weight
+    (unhedged) returns of the symbols in ``bars``.
 
     Returns
     -------
     pl.DataFrame
-        One row: ``date``, ``regime`` and every figure the label came from, plus ``n_symbols``
-        and ``n_days`` of history used.
+        One row per union-calendar day: ``date``, ``regime``, ``vol_short``, ``vol_long``,
+        ``vol_ratio``, ``warm_up`` (see :func:`detect_regimes`), plus ``n_symbols`` and
+        ``n_days`` of history used.
+
+    Raises
+    ------
+    ValidationError
+        If no symbol has ``min_observations`` returns in the lookback, or the returns do not
+        reach ``day``.
     """
+    history, _ = _regime_history(bars, day, settings)
+    return history
+
+
+def _regime_history(bars: pl.DataFrame, day: date, settings: RiskSettings) -> tuple[pl.DataFrame, ReturnsPanel]:
     panel = build_returns_panel(
         bars, day, settings.regime_lookback_days, min_observations=settings.min_observations
     )
@@ -57,13 +70,32 @@ def assess_regime(bars: pl.DataFrame, day: date, settings: RiskSettings) -> pl.D
             f"regime {day}: no symbol of the universe has {settings.min_observations} returns "
             f"in the {settings.regime_lookback_days}-day lookback"
         )
-    market = equal_weight_market_returns(panel)
-    history = detect_regimes(market, panel.dates, settings.regime, cross_section=panel.values)
-    last = history.tail(1)
-    if last["date"][0] != day:
-        raise ValidationError(f"regime {day}: market returns end on {last['date'][0]}, not on the day")
-    return last.with_columns(
+    history = detect_regimes(equal_weight_market_returns(panel), panel.dates, settings.regime)
+    if history["date"][-1] != day:
+        raise ValidationError(f"regime {day}: market returns end on {history['date'][-1]}, not on the day")
+    history = history.with_columns(
         n_symbols=pl.lit(len(panel.symbols), pl.Int64), n_days=pl.lit(len(panel.dates), pl.Int64)
+    )
+    return history, panel
+
+
+def assess_regime(bars: pl.DataFrame, day: date, settings: RiskSettings) -> pl.DataFrame:
+    """The regime on ``day`` from the equal-weight (unhedged) returns of the symbols in ``bars``.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row: the last row of :func:`market_regime_history` with the day's ``turbulence``
+        (null in the first ``turbulence_window`` days of history).
+    """
+    history, panel = _regime_history(bars, day, settings)
+    # Only the day's turbulence is kept, so only the day's is computed (O(1) estimates, not O(T)).
+    turbulence = turbulence_at(panel.values, len(panel.dates) - 1, settings.regime.turbulence_window)
+    return history.tail(1).select(
+        pl.exclude("n_symbols", "n_days"),
+        pl.Series("turbulence", [turbulence], dtype=pl.Float64).fill_nan(None),
+        "n_symbols",
+        "n_days",
     )
 
 
@@ -124,6 +156,30 @@ def covariance_matrix(frame: pl.DataFrame) -> tuple[list[str], np.ndarray]:
         raise ValidationError(f"covariance frame has {frame.height} rows, expected {n}² = {n * n}")
     ordered = frame.sort(["symbol_a", "symbol_b"])
     return symbols, ordered["covariance"].to_numpy().reshape(n, n)
+
+
+def covariance_problems(frame: pl.DataFrame, tol: float = 1e-10) -> list[str]:
+    """Ways the long-form covariance is not a covariance: not square, NaN, asymmetric, not PSD.
+
+    ``tol`` is relative to the largest variance.
+    """
+    try:
+        symbols, cov = covariance_matrix(frame)
+    except ValidationError as exc:
+        return [str(exc)]
+    if not symbols:
+        return ["no symbols"]
+    if not np.isfinite(cov).all():
+        return [f"{int((~np.isfinite(cov)).sum())} NaN or infinite entries"]
+    scale = max(float(np.abs(np.diag(cov)).max()), np.finfo(float).tiny)
+    problems = []
+    asymmetry = float(np.abs(cov - cov.T).max())
+    if asymmetry > tol * scale:
+        problems.append(f"not symmetric: max |C - C'| = {asymmetry:.3g}")
+    smallest = float(np.linalg.eigvalsh((cov + cov.T) / 2.0)[0])
+    if smallest < -tol * scale:
+        problems.append(f"not positive semi-definite: smallest eigenvalue {smallest:.3g}")
+    return problems
 
 
 def allocate_barbell(

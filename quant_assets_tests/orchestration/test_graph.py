@@ -99,8 +99,16 @@ def test_signals_direction_from_config(lake):
     assert directions["crypto_perps_long"] == ["LONG"]
 
 
+def _copy_past_universe(root: Path, target: Path, day: date) -> None:
+    """Give ``target`` the liquid_universe partitions before ``day``: regime's lookback window."""
+    for past in PartitionStore(root).partitions("liquid_universe"):
+        if past < day:
+            PartitionStore(target).write("liquid_universe", past, PartitionStore(root).read("liquid_universe", past))
+
+
 def test_rematerialising_a_partition_is_identical(lake, tmp_path):
     root, _ = lake
+    _copy_past_universe(root, tmp_path, DAYS[1])
     resources = build_resources(lakehouse_root=str(tmp_path), **SMALL)
     assert materialize(ASSETS, partition_key=DAYS[1].isoformat(), resources=resources).success
     for name in ASSET_NAMES:
@@ -115,6 +123,7 @@ def test_lookahead_audit_changed_future_leaves_partition_byte_identical(lake, tm
     """Re-materialise a day on a market whose every draw after it is different."""
     root, _ = lake
     day = DAYS[1]
+    _copy_past_universe(root, tmp_path, day)  # the same past; only the future differs
     resources = build_resources(lakehouse_root=str(tmp_path), **SMALL)
     resources["market_data"] = resources["market_data"].model_copy(
         update={"perturb_after": day.isoformat()})
@@ -189,7 +198,7 @@ def test_cli_run_shows_progress_and_report(tmp_path, capsys):
                      "--seed", str(SMALL["seed"])])
     out = capsys.readouterr().out
     assert code == 0
-    assert "[1/2] partition 2024-06-03 done" in out and "[2/2] partition 2024-06-04 done" in out
+    assert "[2/2] partitions up to 2024-06-04 done" in out  # both days in one run
     assert "Regime:" in out and "Top core weights" in out and "Point-in-time catalog" in out
     assert PartitionStore(tmp_path).partitions("barbell_weights") == DAYS[:2]
 

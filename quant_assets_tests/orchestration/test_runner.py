@@ -22,6 +22,7 @@ def test_failed_run_names_partition_step_and_file(tmp_path):
     with pytest.raises(QuantAssetsError) as err:
         materialise_days([date(2024, 6, 3)], resources)
     message = str(err.value)
-    assert "partition 2024-06-03 failed" in message
+    assert "partitions 2024-06-03 failed" in message
+    assert "max_retries" not in message  # a bad config is not retried like a network error
     assert "raw_screen" in message and str(bad) in message and "direction" in message
     assert not (tmp_path / "lake" / "raw_screen").exists()

@@ -13,8 +13,12 @@ from quant_assets.risk.stage import (
     assess_regime,
     check_weights,
     covariance_matrix,
+    covariance_problems,
     estimate_signal_covariance,
+    market_regime_history,
 )
+from quant_assets.risk.regime import detect_regimes
+from quant_assets.risk.returns import build_returns_panel, equal_weight_market_returns
 from quant_assets.screening.config import resolve_configs
 from quant_assets.screening.discovery import fetch_raw_screen
 from quant_assets.screening.gates import select_liquid_universe, select_signals, selected_signals
@@ -38,7 +42,7 @@ def _day_outputs(source: SyntheticSource) -> dict[str, pl.DataFrame]:
     covariance, _ = estimate_signal_covariance(leg_bars, legs, DAY, SETTINGS)
     weights = allocate_barbell(leg_bars, legs, covariance, regime["regime"][0], DAY, SETTINGS)
     return {"raw": raw, "universe": universe, "signals": signals, "regime": regime,
-            "legs": legs, "leg_bars": leg_bars, "covariance": covariance, "weights": weights}
+            "market_bars": market_bars, "legs": legs, "leg_bars": leg_bars, "covariance": covariance, "weights": weights}
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +95,29 @@ def test_oas_and_log_returns_are_settings(outputs):
     assert info["method"] == "oas" and lw_info["method"] == "ledoit_wolf"
     assert info["shrinkage"] != lw_info["shrinkage"]
     assert covariance_matrix(frame)[0] == covariance_matrix(outputs["covariance"])[0]
+
+
+def test_regime_is_the_last_day_of_its_history_with_that_days_turbulence(outputs):
+    bars, regime = outputs["market_bars"], outputs["regime"]
+    history = market_regime_history(bars, DAY, SETTINGS)
+    assert history["date"][-1] == DAY and history.height == regime["n_days"][0]
+    assert regime.drop("turbulence").equals(history.tail(1).select(regime.drop("turbulence").columns))
+    # The day's turbulence alone equals the last value of the full turbulence series.
+    panel = build_returns_panel(bars, DAY, SETTINGS.regime_lookback_days, min_observations=SETTINGS.min_observations)
+    full = detect_regimes(equal_weight_market_returns(panel), panel.dates, SETTINGS.regime, cross_section=panel.values)
+    assert regime["turbulence"][0] == pytest.approx(full["turbulence"][-1], rel=1e-12)
+
+
+def test_covariance_problems_accepts_the_estimate_and_names_each_fault(outputs):
+    cov = outputs["covariance"]
+    assert covariance_problems(cov) == []
+    first = pl.col("symbol_a") == pl.col("symbol_a").min()
+    off_diagonal = first & (pl.col("symbol_b") != pl.col("symbol_a"))
+    asymmetric = cov.with_columns(pl.when(off_diagonal).then(pl.col("covariance") + 1.0).otherwise(pl.col("covariance")).alias("covariance"))
+    assert any("not symmetric" in p for p in covariance_problems(asymmetric))
+    diagonal = pl.col("symbol_a") == pl.col("symbol_b")
+    indefinite = cov.with_columns(pl.when(diagonal & first).then(-1.0).otherwise(pl.col("covariance")).alias("covariance"))
+    assert any("not positive semi-definite" in p for p in covariance_problems(indefinite))
+    with_nan = cov.with_columns(pl.when(diagonal & first).then(float("nan")).otherwise(pl.col("covariance")).alias("covariance"))
+    assert covariance_problems(with_nan) == ["1 NaN or infinite entries"]
+    assert "expected" in covariance_problems(cov.head(3))[0]  # not square

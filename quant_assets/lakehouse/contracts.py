@@ -1,0 +1,140 @@
+"""Data contracts: the columns, keys and row counts each asset's daily partition promises.
+
+The asset checks hold every materialised partition to its contract; readers (DuckDB views,
+backtests) rely on it. A contract lists the columns a reader may depend on: a partition may
+carry more (``raw_screen`` keeps whatever columns its configs asked for).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import polars as pl
+
+from quant_assets.errors import ValidationError
+
+_STR, _F64, _I64, _BOOL, _DATE = pl.String, pl.Float64, pl.Int64, pl.Boolean, pl.Date
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What one asset's partition must look like.
+
+    Attributes
+    ----------
+    columns : dict of str to polars dtype
+        Required columns and their exact types.
+    key : tuple of str
+        Columns that identify a row: never null, never repeated.
+    finite : tuple of str
+        Float columns that must hold no NaN or infinity (nulls are allowed unless in ``key``).
+    min_rows, max_rows : int
+        Bounds on the partition's row count (``max_rows`` 0 means no bound).
+    """
+
+    columns: dict[str, pl.DataType]
+    key: tuple[str, ...]
+    finite: tuple[str, ...] = ()
+    min_rows: int = 1
+    max_rows: int = 0
+    # Categorical columns with their allowed values (null is never allowed).
+    allowed: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+CONTRACTS: dict[str, Contract] = {
+    "raw_screen": Contract(
+        columns={"date": _DATE, "config": _STR, "symbol": _STR, "market": _STR, "close": _F64,
+                 "Value.Traded": _F64},
+        key=("config", "symbol"),
+        finite=("close", "Value.Traded"),
+    ),
+    "liquid_universe": Contract(
+        columns={"date": _DATE, "config": _STR, "symbol": _STR, "in_universe": _BOOL,
+                 "rejected_by": _STR, "tick_size": _F64},
+        key=("config", "symbol"),
+        finite=("tick_size",),
+    ),
+    "signals": Contract(
+        columns={"date": _DATE, "config": _STR, "symbol": _STR, "direction": _STR,
+                 "selected": _BOOL, "rank": _I64, "alpha_value": _F64, "tick_size": _F64},
+        key=("config", "symbol"),
+        finite=("alpha_value", "tick_size"),
+        min_rows=0,
+        allowed={"direction": frozenset({"LONG", "SHORT"})},
+    ),
+    "regime": Contract(
+        columns={"date": _DATE, "regime": _STR, "vol_short": _F64, "vol_long": _F64,
+                 "vol_ratio": _F64, "n_symbols": _I64, "n_days": _I64},
+        key=("date",),
+        finite=("vol_short", "vol_long", "vol_ratio"),
+        max_rows=1,
+        allowed={"regime": frozenset({"QUIET", "NORMAL", "CRISIS"})},
+    ),
+    "covariance": Contract(
+        columns={"date": _DATE, "symbol_a": _STR, "symbol_b": _STR, "covariance": _F64},
+        key=("symbol_a", "symbol_b"),
+        finite=("covariance",),
+    ),
+    "barbell_weights": Contract(
+        columns={"date": _DATE, "symbol": _STR, "direction": _STR, "sleeve": _STR,
+                 "weight": _F64, "cap": _F64, "regime": _STR},
+        key=("symbol",),
+        finite=("weight", "cap"),
+        allowed={"sleeve": frozenset({"core", "aggressor"}),
+                 "direction": frozenset({"LONG", "SHORT"}),
+                 "regime": frozenset({"QUIET", "NORMAL", "CRISIS"})},
+    ),
+    "metadata_catalog": Contract(
+        columns={"date": _DATE, "symbol": _STR, "tick_size": _F64, "pricescale": _I64,
+                 "in_signals": _BOOL, "recorded_at": pl.Datetime("us", "UTC")},
+        key=("symbol", "recorded_at"),
+        finite=("tick_size",),
+    ),
+}
+
+
+def contract_problems(asset: str, frame: pl.DataFrame, day: date) -> list[str]:
+    """Every way ``frame`` breaks ``asset``'s contract for partition ``day`` (empty: it holds).
+
+    Raises
+    ------
+    ValidationError
+        If ``asset`` has no contract.
+    """
+    if asset not in CONTRACTS:
+        raise ValidationError(f"no data contract for asset {asset!r}; known: {sorted(CONTRACTS)}")
+    contract = CONTRACTS[asset]
+    problems = []
+    missing = [c for c in contract.columns if c not in frame.columns]
+    if missing:
+        problems.append(f"missing columns {missing}")
+    wrong = {c: f"{frame.schema[c]} (expected {t})" for c, t in contract.columns.items()
+             if c in frame.columns and frame.schema[c] != t}
+    if wrong:
+        problems.append(f"wrong column types {wrong}")
+    if frame.height < contract.min_rows:
+        problems.append(f"{frame.height} rows, expected at least {contract.min_rows}")
+    if contract.max_rows and frame.height > contract.max_rows:
+        problems.append(f"{frame.height} rows, expected at most {contract.max_rows}")
+    if missing or wrong or frame.height == 0:
+        return problems
+
+    if frame["date"].n_unique() != 1 or frame["date"][0] != day:
+        problems.append(f"dates {sorted(set(frame['date'].to_list()))[:3]} are not the partition {day}")
+    key = list(contract.key)
+    null_keys = frame.select(pl.any_horizontal(pl.col(key).is_null()).sum()).item()
+    if null_keys:
+        problems.append(f"{null_keys} rows with a null in the key {key}")
+    duplicated = frame.select(pl.struct(key).is_duplicated().sum()).item()
+    if duplicated:
+        problems.append(f"{duplicated} rows share a key {key} with another row")
+    for column in contract.finite:
+        bad = frame.select((pl.col(column).is_nan() | pl.col(column).is_infinite()).sum()).item()
+        if bad:
+            problems.append(f"{bad} NaN or infinite values in {column!r}")
+    for column, allowed in contract.allowed.items():
+        unknown = sorted(set(frame[column].to_list()) - allowed, key=str)
+        if unknown:
+            problems.append(f"{column!r} has values {unknown} outside {sorted(allowed)}")
+    return problems

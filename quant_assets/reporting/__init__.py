@@ -1,0 +1,1 @@
+"""Pictures of the pipeline's data for the Dagster UI."""
