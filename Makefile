@@ -10,11 +10,11 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 install: $(STAMP)
 
-# Dagster's instance (run history, event log) for `make run` and `make ui`; nothing leaves
-# the machine, so usage telemetry is off.
-$(DAGSTER_HOME)/dagster.yaml:
+# Dagster's instance (run history, event log) for `make run` and `make ui`, configured like
+# production: queued runs, the screener pool, run retries (deploy/local/dagster.yaml).
+$(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 	mkdir -p "$(DAGSTER_HOME)"
-	printf 'telemetry:\n  enabled: false\n' > "$@"
+	cp deploy/local/dagster.yaml "$@"
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -3,9 +3,10 @@
 Both paths run the same assets on the default synthetic market (1,200 instruments, seed 7, the
 four shipped configs) into fresh lakehouses, with an ephemeral Dagster instance. The market's
 panel is simulated once beforehand and shared by both (timed separately). One run per
-partition is measured on 30 partitions and extrapolated to 365; the 30 days it wrote are then
-compared with the same days of the single run, which must be identical (the catalog's
-``recorded_at`` aside).
+partition is measured on 30 partitions and extrapolated to 365, on a lakehouse holding the
+same past (the liquid_universe partitions of the regime's lookback window, copied from the
+single run); the 30 days it wrote are then compared with the same days of the single run, which
+must be identical (the catalog's ``recorded_at`` aside).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from quant_assets.lakehouse.store import PartitionStore
-from quant_assets.orchestration.assets import ASSETS
+from quant_assets.orchestration.assets import ASSETS, UNIVERSE_WINDOW_DAYS
 from quant_assets.orchestration.jobs import build_resources
 from quant_assets.orchestration.runner import materialise_days
 
@@ -53,11 +54,14 @@ def main() -> None:
         materialise_days(YEAR, single, max_days_per_run=len(YEAR))
         single_s = time.perf_counter() - started
 
+        single_store, per_store = PartitionStore(single_root), PartitionStore(per_root)
+        for day in YEAR[YEAR.index(SAMPLE[0]) - UNIVERSE_WINDOW_DAYS + 1 : YEAR.index(SAMPLE[0])]:
+            per_store.write("liquid_universe", day, single_store.read("liquid_universe", day))
         started = time.perf_counter()
         materialise_days(SAMPLE, per, max_days_per_run=1)
         per_s = time.perf_counter() - started
 
-        differences = _differences(PartitionStore(single_root), PartitionStore(per_root), SAMPLE)
+        differences = _differences(single_store, per_store, SAMPLE)
 
     per_partition_single = single_s / len(YEAR)
     per_partition_runs = per_s / len(SAMPLE)

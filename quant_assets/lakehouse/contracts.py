@@ -120,21 +120,26 @@ def contract_problems(asset: str, frame: pl.DataFrame, day: date) -> list[str]:
     if missing or wrong or frame.height == 0:
         return problems
 
-    if frame["date"].n_unique() != 1 or frame["date"][0] != day:
-        problems.append(f"dates {sorted(set(frame['date'].to_list()))[:3]} are not the partition {day}")
     key = list(contract.key)
-    null_keys = frame.select(pl.any_horizontal(pl.col(key).is_null()).sum()).item()
-    if null_keys:
-        problems.append(f"{null_keys} rows with a null in the key {key}")
-    duplicated = frame.select(pl.struct(key).is_duplicated().sum()).item()
-    if duplicated:
-        problems.append(f"{duplicated} rows share a key {key} with another row")
+    # Every count in one pass over the frame.
+    counts = frame.select(
+        other_dates=(pl.col("date") != day).sum(),
+        null_keys=pl.any_horizontal(pl.col(key).is_null()).sum(),
+        duplicated=pl.struct(key).is_duplicated().sum(),
+        **{f"bad_{c}": (pl.col(c).is_nan() | pl.col(c).is_infinite()).sum() for c in contract.finite},
+        **{f"values_{c}": pl.col(c).unique().implode() for c in contract.allowed},
+    ).row(0, named=True)
+    if counts["other_dates"]:
+        problems.append(f"dates {sorted(set(frame['date'].to_list()))[:3]} are not the partition {day}")
+    if counts["null_keys"]:
+        problems.append(f"{counts['null_keys']} rows with a null in the key {key}")
+    if counts["duplicated"]:
+        problems.append(f"{counts['duplicated']} rows share a key {key} with another row")
     for column in contract.finite:
-        bad = frame.select((pl.col(column).is_nan() | pl.col(column).is_infinite()).sum()).item()
-        if bad:
-            problems.append(f"{bad} NaN or infinite values in {column!r}")
+        if counts[f"bad_{column}"]:
+            problems.append(f"{counts[f'bad_{column}']} NaN or infinite values in {column!r}")
     for column, allowed in contract.allowed.items():
-        unknown = sorted(set(frame[column].to_list()) - allowed, key=str)
+        unknown = sorted(set(counts[f"values_{column}"]) - allowed, key=str)
         if unknown:
             problems.append(f"{column!r} has values {unknown} outside {sorted(allowed)}")
     return problems

@@ -53,8 +53,8 @@ from quant_assets.reporting.charts import (
     plot_regime_history,
     plot_weights_by_sleeve,
 )
+from quant_assets.risk.returns import PriceMatrix
 from quant_assets.risk.stage import (
-    RiskSettings,
     allocate_barbell,
     assess_regime,
     check_weights,
@@ -108,12 +108,16 @@ def _days(context: AssetExecutionContext) -> list[tuple[str, date]]:
     return [(key, date.fromisoformat(key)) for key in sorted(context.partition_keys)]
 
 
-def _leg_bars(
-    market_data: MarketDataResource, legs: pl.DataFrame, day: date, settings: RiskSettings
-) -> pl.DataFrame:
-    """Daily bars of the portfolio legs over the covariance lookback ending at ``day``."""
-    start = day - timedelta(days=settings.lookback_days)
-    return market_data.get_source().daily_bars(legs["symbol"].to_list(), start, day)
+def _prices(
+    market_data: MarketDataResource, symbols_by_day: dict[str, list[str]], lookback_days: int
+) -> PriceMatrix:
+    """Bars of every symbol any day of the run needs, from the first day's lookback to the last
+    day, pivoted once; each day cuts its own window (identical to fetching it alone)."""
+    days = sorted(symbols_by_day)
+    symbols = sorted(set().union(*symbols_by_day.values()))
+    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    bars = market_data.get_source().daily_bars(symbols, first - timedelta(days=lookback_days), last)
+    return PriceMatrix.from_bars(bars)
 
 
 @asset(
@@ -134,21 +138,25 @@ def raw_screen(
     """Top instruments by Value.Traded per screening config, as the screener saw them at the close."""
     source, store = market_data.get_source(), lakehouse.store()
     frames, failures = {}, {}
-    for key, day in _days(context):
-        try:
-            fetched = fetch_raw_screen(source, screening.load(), day, strict=screening.strict)
-        except SourceConnectionError:
-            raise  # the screener was unreachable after the client's retries: retry the step later
-        except QuantAssetsError as exc:  # a bad config or answer fails the same way every time
-            raise Failure(f"raw_screen {key}: {exc}", allow_retries=False) from exc
-        for name, why in sorted(fetched.failures.items()):
-            context.log.warning(f"config {name} failed and is left out of {key}: {why}")
-        frames[key], failures[key] = fetched.frame, fetched.failures
-        per_config = fetched.frame.group_by("config").len().sort("config")
+    days = _days(context)
+    try:
+        configs = screening.load()
+        for key, day in days:
+            fetched = fetch_raw_screen(source, configs, day, strict=screening.strict)
+            for name, why in sorted(fetched.failures.items()):
+                context.log.warning(f"config {name} failed and is left out of {key}: {why}")
+            frames[key], failures[key] = fetched.frame, fetched.failures
+    except SourceConnectionError:
+        raise  # the screener was unreachable after the client's retries: retry the step later
+    except QuantAssetsError as exc:  # a bad config or answer fails the same way every time
+        span = days[0][0] if len(days) == 1 else f"{days[0][0]}..{days[-1][0]}"
+        raise Failure(f"raw_screen {span}: {exc}", allow_retries=False) from exc
+    for key, day in days:
+        per_config = frames[key].group_by("config").len().sort("config")
         context.add_asset_metadata({
-            **frame_metadata(fetched.frame, store.path("raw_screen", day)),
+            **frame_metadata(frames[key], store.path("raw_screen", day)),
             "rows_per_config": {r["config"]: r["len"] for r in per_config.iter_rows(named=True)},
-            "failed_configs": fetched.failures or "none",
+            "failed_configs": failures[key] or "none",
         }, partition_key=key)
     yield Output(frames)
     yield _contract_check("raw_screen", frames)
@@ -222,23 +230,24 @@ def regime(
     lakehouse: LakehouseResource,
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Market regime (QUIET / NORMAL / CRISIS) of the candidate universe, with its inputs."""
-    settings, source, store = risk.settings(), market_data.get_source(), lakehouse.store()
+    settings, store = risk.settings(), lakehouse.store()
     first = daily_partitions.start.date()
-    frames, days = {}, _days(context)
-    for key, day in days:
-        window = [day - timedelta(days=i) for i in range(UNIVERSE_WINDOW_DAYS - 1, -1, -1)]
+    members = {}  # partition key -> the universe of its window, and the window's days
+    for key, day in _days(context):
         if key not in liquid_universe:
             raise LakehouseError(f"regime {key}: liquid_universe {key} is not materialised")
-        known = [d for d in window if d.isoformat() in liquid_universe]
-        symbols = (
-            pl.concat([liquid_universe[d.isoformat()] for d in known])
-            .filter(pl.col("in_universe"))["symbol"].unique().sort().to_list()
-        )
-        start = day - timedelta(days=settings.regime_lookback_days)
-        bars = source.daily_bars(symbols, start, day)
-        frame = frames[key] = assess_regime(bars, day, settings)
+        window = [day - timedelta(days=i) for i in range(UNIVERSE_WINDOW_DAYS - 1, -1, -1)]
+        known = [d.isoformat() for d in window if d.isoformat() in liquid_universe]
+        universe = pl.concat([liquid_universe[k] for k in known]).filter(pl.col("in_universe"))
+        members[key] = (window, known, universe["symbol"].unique().sort().to_list())
+    prices = _prices(market_data, {key: symbols for key, (_, _, symbols) in members.items()},
+                     settings.regime_lookback_days)
+    frames, newest = {}, max(members)
+    for key, (window, known, symbols) in members.items():
+        day = window[-1]
+        frame = frames[key] = assess_regime(prices, day, settings, symbols)
         before_start = [d for d in window if d < first]
-        not_materialised = [d.isoformat() for d in window if d >= first and d not in known]
+        not_materialised = [d.isoformat() for d in window if d >= first and d.isoformat() not in known]
         metadata = {
             **frame_metadata(frame, store.path("regime", day)),
             "regime": frame["regime"][0],
@@ -247,11 +256,11 @@ def regime(
                 f"{len(before_start)} before the first partition {first}" if before_start else "",
                 f"{len(not_materialised)} not materialised: {', '.join(not_materialised)}" if not_materialised else "",
             ])) or "none",
-            "returns_window": f"{start + timedelta(days=1)}..{day}",
+            "returns_window": f"{day - timedelta(days=settings.regime_lookback_days - 1)}..{day}",
         }
-        if key == days[-1][0]:  # one picture per run: the newest day, the one people look at
-            metadata["regime_history"] = picture(
-                plot_regime_history(market_regime_history(bars, day, settings)), f"regime up to {day}")
+        if key == newest:  # one picture per run: the newest day, the one people look at
+            history = market_regime_history(prices, day, settings, symbols)
+            metadata["regime_history"] = picture(plot_regime_history(history), f"regime up to {day}")
         context.add_asset_metadata(metadata, partition_key=key)
     yield Output(frames)
     yield _contract_check("regime", frames)
@@ -272,13 +281,14 @@ def covariance(
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Ledoit-Wolf covariance of the signal legs' daily returns (SHORT legs sign-flipped), long form."""
     settings, store = risk.settings(), lakehouse.store()
-    frames, days = {}, _days(context)
-    for key, day in days:
-        legs = selected_signals(signals[key])
-        frame, info = estimate_signal_covariance(_leg_bars(market_data, legs, day, settings), legs, day, settings)
+    legs = {key: selected_signals(signals[key]) for key, _ in _days(context)}
+    prices = _prices(market_data, {k: leg["symbol"].to_list() for k, leg in legs.items()}, settings.lookback_days)
+    frames, newest = {}, max(legs)
+    for key, day in _days(context):
+        frame, info = estimate_signal_covariance(prices, legs[key], day, settings)
         frames[key] = frame
         metadata = {**frame_metadata(frame, store.path("covariance", day)), **info}
-        if key == days[-1][0] and frame.height:
+        if key == newest and frame.height:
             metadata["correlation"] = picture(plot_correlation_heatmap(*covariance_matrix(frame)), f"correlation on {day}")
         context.add_asset_metadata(metadata, partition_key=key)
     yield Output(frames)
@@ -305,12 +315,12 @@ def barbell_weights(
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Barbell portfolio: max-diversification core plus antifragile aggressors, split by regime."""
     settings, store = risk.settings(), lakehouse.store()
-    frames, untradeable, days = {}, {}, _days(context)
-    for key, day in days:
-        legs = selected_signals(signals[key])
+    legs = {key: selected_signals(signals[key]) for key, _ in _days(context)}
+    prices = _prices(market_data, {k: leg["symbol"].to_list() for k, leg in legs.items()}, settings.lookback_days)
+    frames, untradeable, newest = {}, {}, max(legs)
+    for key, day in _days(context):
         label = regime[key]["regime"][0]
-        frame = frames[key] = allocate_barbell(
-            _leg_bars(market_data, legs, day, settings), legs, covariance[key], label, day, settings)
+        frame = frames[key] = allocate_barbell(prices, legs[key], covariance[key], label, day, settings)
         untradeable[key] = constituents_without_tick_size(frame, store.read("metadata_catalog", day))
         by_sleeve = frame.group_by("sleeve").agg(pl.col("weight").sum()).sort("sleeve")
         metadata = {
@@ -318,7 +328,7 @@ def barbell_weights(
             "regime": label,
             "sleeve_weights": {r["sleeve"]: round(r["weight"], 6) for r in by_sleeve.iter_rows(named=True)},
         }
-        if key == days[-1][0]:
+        if key == newest:
             metadata["weights_by_sleeve"] = picture(plot_weights_by_sleeve(frame), f"weights on {day}")
         context.add_asset_metadata(metadata, partition_key=key)
     yield Output(frames)

@@ -199,6 +199,19 @@ def build_returns_panel(
         duplicate (symbol, date) rows, non-positive or non-finite closes (naming the symbol and
         date), or invalid arguments.
     """
+    _check_bars(bars)
+    _check_arguments(lookback_days, min_observations, max_stale_days, kind, directions)
+    start = end - timedelta(days=lookback_days)
+    window = bars.filter((pl.col("date") > start) & (pl.col("date") <= end))
+    if symbols is not None:
+        window = window.filter(pl.col("symbol").is_in(list(symbols)))
+    return PriceMatrix.from_bars(window).returns_panel(
+        end, lookback_days, symbols=symbols, min_observations=min_observations,
+        max_stale_days=max_stale_days, kind=kind, directions=directions,
+    )
+
+
+def _check_bars(bars: pl.DataFrame) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in bars.columns]
     if missing:
         raise ValidationError(f"bars frame lacks columns {missing}; it has {bars.columns}")
@@ -206,6 +219,12 @@ def build_returns_panel(
         raise ValidationError(f"bars column 'date' must be pl.Date, got {bars.schema['date']}")
     if not bars.schema["close"].is_numeric():
         raise ValidationError(f"bars column 'close' must be numeric, got {bars.schema['close']}")
+
+
+def _check_arguments(
+    lookback_days: int, min_observations: int, max_stale_days: int, kind: str,
+    directions: Mapping[str, str] | None,
+) -> None:
     if lookback_days < 1 or min_observations < 1 or max_stale_days < 0:
         raise ValidationError(
             f"need lookback_days >= 1, min_observations >= 1, max_stale_days >= 0; got "
@@ -218,50 +237,109 @@ def build_returns_panel(
         if bad:
             raise ValidationError(f"directions must be LONG or SHORT; got {bad}")
 
-    start = end - timedelta(days=lookback_days)
-    window = bars.lazy().select(
-        pl.col("date"), pl.col("symbol"), pl.col("close").cast(pl.Float64)
-    ).filter((pl.col("date") > start) & (pl.col("date") <= end))
-    if symbols is not None:
-        window = window.filter(pl.col("symbol").is_in(list(symbols)))
-    window = window.filter(pl.col("close").is_not_null()).collect()
-    _check_window(window)
 
-    dropped: dict[str, str] = {}
-    if symbols is not None:
-        present = set(window["symbol"].unique().to_list())
-        for s in sorted(set(symbols) - present):
-            dropped[s] = f"no bars in the window ({start}, {end}]"
+# eq=False: a generated __eq__ would compare arrays element-wise and fail.
+@dataclass(frozen=True, eq=False)
+class PriceMatrix:
+    """Closes of N symbols on T days, pivoted once so that many windows can be cut from it.
 
-    stats = window.group_by("symbol").agg(pl.len().alias("n"), pl.col("date").max().alias("last"))
-    kept: list[str] = []
-    for s, n, last in stats.sort("symbol").iter_rows():
-        if (end - last).days > max_stale_days:
-            dropped[s] = (
-                f"last bar on {last}, more than {max_stale_days} days before {end} (delisted or halted)"
-            )
-        elif n - 1 < min_observations:
-            dropped[s] = f"{n - 1} returns in the window ({start}, {end}], need {min_observations}"
-        else:
-            kept.append(s)
-    if not kept:
-        return ReturnsPanel((), (), np.empty((0, 0)), dropped)
+    A backfill asks for a 730-day returns panel on each of its days; re-pivoting the bars for
+    each day cost more than everything else the regime does. Cutting the window from one
+    matrix gives the same panel as building it from that window's bars alone.
 
-    window = window.filter(pl.col("symbol").is_in(kept))
-    calendar = np.unique(window["date"].to_numpy())
-    closes = np.full((calendar.size, len(kept)), np.nan)
-    row = np.searchsorted(calendar, window["date"].to_numpy())
-    col = window["symbol"].replace_strict(kept, list(range(len(kept)))).to_numpy()
-    closes[row, col] = window["close"].to_numpy()
-    closes = _forward_fill(closes)
+    Attributes
+    ----------
+    dates : numpy.ndarray of datetime64[D], shape (T,)
+        Every day on which some symbol has a bar, ascending.
+    symbols : tuple of str, length N
+        Sorted.
+    closes : numpy.ndarray, shape (T, N)
+        Close of each symbol on each day; NaN where it has no bar.
+    """
 
-    with np.errstate(invalid="ignore"):  # NaN before a listing propagates quietly, by design
-        ratio = closes[1:] / closes[:-1]
-    values = np.log(ratio) if kind == "log" else ratio - 1.0
-    if directions is not None:
-        short = np.array([directions.get(s, "LONG") == "SHORT" for s in kept])
-        values[:, short] = 0.0 - values[:, short]  # not *= -1: a flat day stays 0.0, not -0.0
-    return ReturnsPanel(tuple(calendar[1:].tolist()), tuple(kept), values, dropped)
+    dates: np.ndarray
+    symbols: tuple[str, ...]
+    closes: np.ndarray
+
+    @classmethod
+    def from_bars(cls, bars: pl.DataFrame) -> PriceMatrix:
+        """Pivot daily bars (``date``, ``symbol``, ``close``; one row per symbol and date).
+
+        Raises
+        ------
+        ValidationError
+            On missing columns, a ``date`` column that is not pl.Date, null dates or symbols,
+            duplicate (symbol, date) rows, or non-positive or non-finite closes (naming the
+            symbol and date).
+        """
+        _check_bars(bars)
+        window = bars.select(
+            pl.col("date"), pl.col("symbol"), pl.col("close").cast(pl.Float64)
+        ).filter(pl.col("close").is_not_null())
+        _check_window(window)
+        symbols = window["symbol"].unique().sort()
+        dates = np.unique(window["date"].to_numpy())
+        closes = np.full((dates.size, symbols.len()), np.nan)
+        row = np.searchsorted(dates, window["date"].to_numpy())
+        col = window["symbol"].replace_strict(symbols, pl.int_range(symbols.len(), eager=True)).to_numpy()
+        closes[row, col] = window["close"].to_numpy()
+        return cls(dates, tuple(symbols.to_list()), closes)
+
+    def returns_panel(
+        self,
+        end: date,
+        lookback_days: int,
+        *,
+        symbols: Collection[str] | None = None,
+        min_observations: int = 20,
+        max_stale_days: int = 5,
+        kind: Literal["simple", "log"] = "simple",
+        directions: Mapping[str, str] | None = None,
+    ) -> ReturnsPanel:
+        """The panel :func:`build_returns_panel` builds from these bars (same parameters)."""
+        _check_arguments(lookback_days, min_observations, max_stale_days, kind, directions)
+        start = end - timedelta(days=lookback_days)
+        lo = int(np.searchsorted(self.dates, np.datetime64(start, "D"), side="right"))
+        hi = int(np.searchsorted(self.dates, np.datetime64(end, "D"), side="right"))
+        index = {s: j for j, s in enumerate(self.symbols)}
+        wanted = self.symbols if symbols is None else sorted(s for s in set(symbols) if s in index)
+        cols = np.array([index[s] for s in wanted], dtype=np.int64)
+        has = np.isfinite(self.closes[lo:hi][:, cols])
+        counts = has.sum(axis=0)
+
+        dropped: dict[str, str] = {}
+        if symbols is not None:
+            present = {s for s, n in zip(wanted, counts) if n}
+            for s in sorted(set(symbols) - present):
+                dropped[s] = f"no bars in the window ({start}, {end}]"
+        last_row = has.shape[0] - 1 - np.argmax(has[::-1], axis=0) if has.shape[0] else counts
+        kept: list[int] = []
+        for k, (s, n) in enumerate(zip(wanted, counts)):
+            if not n:
+                continue
+            last = self.dates[lo + last_row[k]].item()
+            if (end - last).days > max_stale_days:
+                dropped[s] = (
+                    f"last bar on {last}, more than {max_stale_days} days before {end} (delisted or halted)"
+                )
+            elif n - 1 < min_observations:
+                dropped[s] = f"{n - 1} returns in the window ({start}, {end}], need {min_observations}"
+            else:
+                kept.append(k)
+        if not kept:
+            return ReturnsPanel((), (), np.empty((0, 0)), dropped)
+
+        on_calendar = has[:, kept].any(axis=1)  # the union calendar of the kept symbols
+        calendar = self.dates[lo:hi][on_calendar]
+        closes = _forward_fill(self.closes[lo:hi][:, cols[kept]][on_calendar])
+        names = [wanted[k] for k in kept]
+        with np.errstate(invalid="ignore"):  # NaN before a listing propagates quietly, by design
+            ratio = closes[1:] / closes[:-1]
+        values = np.log(ratio) if kind == "log" else ratio - 1.0
+        if directions is not None:
+            short = np.array([directions.get(s, "LONG") == "SHORT" for s in names])
+            values[:, short] = 0.0 - values[:, short]  # not *= -1: a flat day stays 0.0, not -0.0
+        return ReturnsPanel(tuple(calendar[1:].tolist()), tuple(names), values, dropped)
 
 
 def _check_window(window: pl.DataFrame) -> None:

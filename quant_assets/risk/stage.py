@@ -1,6 +1,7 @@
 """Stage 3 for one business day: regime, covariance of the signal legs, barbell weights.
 
-Each function takes the bars a source returned (stamped up to the day), the day and the risk
+Each function takes the prices (bars a source returned, stamped up to the day, or a
+:class:`PriceMatrix` of them), the day and the risk
 settings, and returns the frame its asset stores. Bars after the day are never read: the
 returns panel cuts its window at the day.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import numpy as np
 import polars as pl
@@ -18,7 +19,7 @@ from quant_assets.errors import ValidationError
 from quant_assets.risk.barbell import BarbellConfig, build_barbell
 from quant_assets.risk.covariance import estimate_covariance
 from quant_assets.risk.regime import RegimeConfig, detect_regimes, turbulence_at
-from quant_assets.risk.returns import ReturnsPanel, build_returns_panel, equal_weight_market_returns
+from quant_assets.risk.returns import PriceMatrix, ReturnsPanel, equal_weight_market_returns
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,20 @@ class RiskSettings:
     regime: RegimeConfig = field(default_factory=lambda: RegimeConfig(periods_per_year=365.0))
 
 
-def market_regime_history(bars: pl.DataFrame, day: date, settings: RiskSettings) -> pl.DataFrame:
+#: Daily bars (``date``, ``symbol``, ``close``), or the same already pivoted: a backfill pivots
+#: the bars of its whole range once and cuts every day's window from the matrix.
+Prices = pl.DataFrame | PriceMatrix
+
+
+def _matrix(prices: Prices) -> PriceMatrix:
+    return prices if isinstance(prices, PriceMatrix) else PriceMatrix.from_bars(prices)
+
+
+def market_regime_history(
+    prices: Prices, day: date, settings: RiskSettings, symbols: Collection[str] | None = None
+) -> pl.DataFrame:
     """The regime of every day of the lookback ending at ``day``, from the equal-weight
-    (unhedged) returns of the symbols in ``bars``.
+    (unhedged) returns of ``symbols`` (default: every symbol in ``prices``).
 
     Returns
     -------
@@ -57,13 +69,15 @@ def market_regime_history(bars: pl.DataFrame, day: date, settings: RiskSettings)
         If no symbol has ``min_observations`` returns in the lookback, or the returns do not
         reach ``day``.
     """
-    history, _ = _regime_history(bars, day, settings)
+    history, _ = _regime_history(prices, day, settings, symbols)
     return history
 
 
-def _regime_history(bars: pl.DataFrame, day: date, settings: RiskSettings) -> tuple[pl.DataFrame, ReturnsPanel]:
-    panel = build_returns_panel(
-        bars, day, settings.regime_lookback_days, min_observations=settings.min_observations
+def _regime_history(
+    prices: Prices, day: date, settings: RiskSettings, symbols: Collection[str] | None
+) -> tuple[pl.DataFrame, ReturnsPanel]:
+    panel = _matrix(prices).returns_panel(
+        day, settings.regime_lookback_days, symbols=symbols, min_observations=settings.min_observations
     )
     if not panel.symbols:
         raise ValidationError(
@@ -79,8 +93,11 @@ def _regime_history(bars: pl.DataFrame, day: date, settings: RiskSettings) -> tu
     return history, panel
 
 
-def assess_regime(bars: pl.DataFrame, day: date, settings: RiskSettings) -> pl.DataFrame:
-    """The regime on ``day`` from the equal-weight (unhedged) returns of the symbols in ``bars``.
+def assess_regime(
+    prices: Prices, day: date, settings: RiskSettings, symbols: Collection[str] | None = None
+) -> pl.DataFrame:
+    """The regime on ``day`` from the equal-weight (unhedged) returns of ``symbols`` (default:
+    every symbol in ``prices``).
 
     Returns
     -------
@@ -88,7 +105,7 @@ def assess_regime(bars: pl.DataFrame, day: date, settings: RiskSettings) -> pl.D
         One row: the last row of :func:`market_regime_history` with the day's ``turbulence``
         (null in the first ``turbulence_window`` days of history).
     """
-    history, panel = _regime_history(bars, day, settings)
+    history, panel = _regime_history(prices, day, settings, symbols)
     # Only the day's turbulence is kept, so only the day's is computed (O(1) estimates, not O(T)).
     turbulence = turbulence_at(panel.values, len(panel.dates) - 1, settings.regime.turbulence_window)
     return history.tail(1).select(
@@ -99,17 +116,17 @@ def assess_regime(bars: pl.DataFrame, day: date, settings: RiskSettings) -> pl.D
     )
 
 
-def _legs_panel(bars: pl.DataFrame, legs: pl.DataFrame, day: date, settings: RiskSettings) -> ReturnsPanel:
+def _legs_panel(prices: Prices, legs: pl.DataFrame, day: date, settings: RiskSettings) -> ReturnsPanel:
     directions = dict(zip(legs["symbol"].to_list(), legs["direction"].to_list()))
-    panel = build_returns_panel(
-        bars, day, settings.lookback_days, symbols=list(directions),
+    panel = _matrix(prices).returns_panel(
+        day, settings.lookback_days, symbols=list(directions),
         min_observations=settings.min_observations, kind=settings.returns_kind, directions=directions,
     )
     return panel.complete(settings.min_coverage)
 
 
 def estimate_signal_covariance(
-    bars: pl.DataFrame, legs: pl.DataFrame, day: date, settings: RiskSettings
+    prices: Prices, legs: pl.DataFrame, day: date, settings: RiskSettings
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Shrunk covariance of the legs' daily position returns (SHORT legs sign-flipped).
 
@@ -121,7 +138,7 @@ def estimate_signal_covariance(
     info
         ``shrinkage``, ``n_observations``, the window, and the symbols dropped with reasons.
     """
-    panel = _legs_panel(bars, legs, day, settings)
+    panel = _legs_panel(prices, legs, day, settings)
     symbols = list(panel.symbols)
     if symbols:
         cov, shrinkage = estimate_covariance(panel.values, settings.covariance_method)
@@ -183,7 +200,7 @@ def covariance_problems(frame: pl.DataFrame, tol: float = 1e-10) -> list[str]:
 
 
 def allocate_barbell(
-    bars: pl.DataFrame,
+    prices: Prices,
     legs: pl.DataFrame,
     covariance: pl.DataFrame,
     regime: str,
@@ -201,7 +218,7 @@ def allocate_barbell(
     symbols, cov = covariance_matrix(covariance)
     if not symbols:
         raise ValidationError(f"barbell_weights {day}: the covariance has no symbols to allocate to")
-    panel = _legs_panel(bars, legs, day, settings)
+    panel = _legs_panel(prices, legs, day, settings)
     if list(panel.symbols) != symbols:
         raise ValidationError(
             f"barbell_weights {day}: returns cover {list(panel.symbols)} but the covariance has {symbols}"
