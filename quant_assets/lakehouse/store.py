@@ -88,12 +88,13 @@ class PartitionStore:
     def exists(self, asset: str, day: date | str) -> bool:
         return self.path(asset, day).exists()
 
-    def read(self, asset: str, day: date | str) -> pl.DataFrame:
+    def read(self, asset: str, day: date | str, columns: list[str] | None = None) -> pl.DataFrame:
+        """Partition ``day`` of ``asset`` (only ``columns``, if given)."""
         path = self.path(asset, day)
         if not path.exists():
             raise LakehouseError(f"{asset}: partition {_day(day)} not found at {path}")
         with path.open("rb") as fh:
-            return pl.read_parquet(fh)
+            return pl.read_parquet(fh, columns=columns)
 
     def partitions(self, asset: str) -> list[date]:
         """Days for which ``asset`` has a complete partition, ascending."""

@@ -30,11 +30,10 @@ from dagster import (
     Jitter,
     Output,
     RetryPolicy,
-    TimeWindowPartitionMapping,
     asset,
 )
 
-from quant_assets.errors import LakehouseError, QuantAssetsError, SourceConnectionError
+from quant_assets.errors import QuantAssetsError, SourceConnectionError
 from quant_assets.lakehouse.catalog import (
     build_observations,
     constituents_without_tick_size,
@@ -66,8 +65,8 @@ from quant_assets.risk.stage import (
 from quant_assets.screening.discovery import fetch_raw_screen
 from quant_assets.screening.gates import select_liquid_universe, select_signals, selected_signals
 
-# Single-run backfills and lookbacks that tolerate the start of the partitions are what these
-# assets are built on; Dagster marks both as beta and warns at every definition and run.
+# Single-run backfills are what these assets are built on; Dagster marks them as beta and
+# warns at every definition and run.
 warnings.filterwarnings("ignore", category=BetaWarning)
 
 #: First business day with a partition; the synthetic market simulates a year before it.
@@ -76,7 +75,11 @@ daily_partitions = DailyPartitionsDefinition(start_date=PARTITIONS_START, timezo
 
 #: The regime's candidate set is every symbol in the liquid universe on any of this many days
 #: up to D, so one day's churn at the edge of the universe does not move the market it measures.
+#: The day's own partition is the asset's input; the days before it are read from the lakehouse.
+#: (Declaring the window as a TimeWindowPartitionMapping would make Dagster add the next 29
+#: days of regime to every backfill, computed without their own day's universe.)
 UNIVERSE_WINDOW_DAYS = 30
+_UNIVERSE_COLUMNS = ["symbol", "in_universe"]
 
 #: Screener pool: the instance limits how many runs hit the scanner at once (deploy/local).
 SCREENER_POOL = "tradingview_scanner"
@@ -214,11 +217,7 @@ def signals(
 
 @asset(
     group_name="risk",
-    ins={"liquid_universe": AssetIn(
-        partition_mapping=TimeWindowPartitionMapping(
-            start_offset=-(UNIVERSE_WINDOW_DAYS - 1), allow_nonexistent_upstream_partitions=True),
-        metadata={"columns": ["symbol", "in_universe"], "allow_missing_partitions": True},
-    )},
+    ins={"liquid_universe": AssetIn(metadata={"columns": _UNIVERSE_COLUMNS})},
     check_specs=_checks("regime", "label_valid"),
     **_COMMON,
 )
@@ -232,13 +231,17 @@ def regime(
     """Market regime (QUIET / NORMAL / CRISIS) of the candidate universe, with its inputs."""
     settings, store = risk.settings(), lakehouse.store()
     first = daily_partitions.start.date()
-    members = {}  # partition key -> the universe of its window, and the window's days
-    for key, day in _days(context):
-        if key not in liquid_universe:
-            raise LakehouseError(f"regime {key}: liquid_universe {key} is not materialised")
+    days = _days(context)
+    universes = dict(liquid_universe)  # the run's days; earlier days of the windows from the lakehouse
+    for k in range(1, UNIVERSE_WINDOW_DAYS):
+        past = days[0][1] - timedelta(days=k)
+        if past >= first and store.exists("liquid_universe", past):
+            universes[past.isoformat()] = store.read("liquid_universe", past, columns=_UNIVERSE_COLUMNS)
+    members = {}  # partition key -> its window's days, those materialised, and their universe
+    for key, day in days:
         window = [day - timedelta(days=i) for i in range(UNIVERSE_WINDOW_DAYS - 1, -1, -1)]
-        known = [d.isoformat() for d in window if d.isoformat() in liquid_universe]
-        universe = pl.concat([liquid_universe[k] for k in known]).filter(pl.col("in_universe"))
+        known = [d.isoformat() for d in window if d.isoformat() in universes]
+        universe = pl.concat([universes[k] for k in known]).filter(pl.col("in_universe"))
         members[key] = (window, known, universe["symbol"].unique().sort().to_list())
     prices = _prices(market_data, {key: symbols for key, (_, _, symbols) in members.items()},
                      settings.regime_lookback_days)

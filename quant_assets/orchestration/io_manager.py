@@ -9,14 +9,10 @@ single-run backfill):
   (Dagster's stock managers hand over a bare frame then, which breaks lookback code on the
   first day of a range).
 
-Input metadata: ``columns`` (list) reads only those columns; ``allow_missing_partitions``
-(bool) skips partitions not materialised yet instead of failing, so a lookback window near the
-start of the history, or ahead of a backfill, loads what exists.
+Input metadata ``columns`` (a list) reads only those columns.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import polars as pl
 from dagster import ConfigurableIOManager, InputContext, OutputContext
@@ -55,17 +51,13 @@ class ParquetIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> dict[str, pl.DataFrame]:
         asset = _asset_name(context)
-        metadata: dict[str, Any] = dict(context.definition_metadata or {})
-        columns = metadata.get("columns")
-        allow_missing = bool(metadata.get("allow_missing_partitions", False))
+        columns = (context.definition_metadata or {}).get("columns")
         store = self._store()
         frames = {}
         for key in sorted(context.asset_partition_keys):
-            path = store.path(asset, key)
-            if not path.exists():
-                if allow_missing:
-                    continue
-                raise LakehouseError(f"{asset}: partition {key} is not materialised (no {path}); materialise it first")
-            with path.open("rb") as fh:
-                frames[key] = pl.read_parquet(fh, columns=columns)
+            if not store.exists(asset, key):
+                raise LakehouseError(
+                    f"{asset}: partition {key} is not materialised (no {store.path(asset, key)}); materialise it first"
+                )
+            frames[key] = store.read(asset, key, columns=columns)
         return frames

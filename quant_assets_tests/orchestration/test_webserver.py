@@ -1,28 +1,19 @@
-"""The UI path: `dagster dev` (webserver + daemon) on 127.0.0.1 runs a partition launched
-through the webserver's GraphQL API, as a click in the UI would."""
+"""The UI path: `dagster dev` (webserver + daemon) on 127.0.0.1 runs what the webserver's
+GraphQL API launches, as clicks in the UI would: one partition, and a backfill."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
+from datetime import date, timedelta
 
 import pytest
 
 from quant_assets.lakehouse.store import PartitionStore
+from quant_assets_tests.orchestration.conftest import wait
 
-REPO = Path(__file__).resolve().parents[2]
-DAY = "2024-06-03"
 ASSETS = ["raw_screen", "liquid_universe", "signals", "regime", "covariance", "barbell_weights",
           "metadata_catalog"]
 
-LAUNCH = """
+LAUNCH_RUN = """
 mutation($p: ExecutionParams!) {
   launchRun(executionParams: $p) {
     __typename
@@ -31,83 +22,89 @@ mutation($p: ExecutionParams!) {
   }
 }"""
 
+LAUNCH_BACKFILL = """
+mutation($p: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $p) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+  }
+}"""
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+BACKFILL = """
+query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status runs(limit: 50) { runId status } }
+  }
+}"""
+
+CHECKS = """
+{
+  assetNodes {
+    assetKey { path }
+    assetChecksOrError {
+      ... on AssetChecks { checks { name executionForLatestMaterialization { status } } }
+    }
+  }
+}"""
 
 
-def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body,
-                                     headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())["data"]
+def _location(dev) -> str:
+    repos = dev.graphql("{ repositoriesOrError { ... on RepositoryConnection "
+                        "{ nodes { name location { name } } } } }")
+    return repos["repositoriesOrError"]["nodes"][0]["location"]["name"]
 
 
-def _wait(what: str, check, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except OSError:
-            result = None
-        if result:
-            return result
-        time.sleep(1.0)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-@pytest.fixture
-def dagster_dev(tmp_path):
-    home, lake = tmp_path / "dagster_home", tmp_path / "lake"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "QUANT_ASSETS_LAKEHOUSE": str(lake)}
-    log = (tmp_path / "dagster_dev.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        _wait("the webserver", lambda: urllib.request.urlopen(
-            f"http://127.0.0.1:{port}/server_info", timeout=5).status == 200, 180)
-        yield port, lake
-    finally:
-        # The whole process group: webserver, daemon and code server.
-        for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(server.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                server.wait(grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        log.close()
+def _run_status(dev, run_id: str) -> str:
+    return dev.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
+                       {"id": run_id})["runOrError"]["status"]
 
 
 def test_partition_launched_through_the_webserver_materialises_every_asset(dagster_dev):
-    port, lake = dagster_dev
-    repos = _graphql(port, "{ repositoriesOrError { ... on RepositoryConnection "
-                           "{ nodes { name location { name } } } } }")
-    location = repos["repositoriesOrError"]["nodes"][0]["location"]["name"]
-    params = {"selector": {"repositoryLocationName": location, "repositoryName": "__repository__",
+    dev, day = dagster_dev, "2024-06-03"
+    params = {"selector": {"repositoryLocationName": _location(dev), "repositoryName": "__repository__",
                            "jobName": "daily_workflow"},
-              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DAY}]}}
-    launched = _graphql(port, LAUNCH, {"p": params})["launchRun"]
+              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]}}
+    launched = dev.graphql(LAUNCH_RUN, {"p": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
 
     def finished() -> str | None:
-        status = _graphql(port, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
-                          {"id": run_id})["runOrError"]["status"]
+        status = _run_status(dev, run_id)
         return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
 
-    assert _wait("the run to finish", finished, 400) == "SUCCESS"
-    store = PartitionStore(lake)
+    assert wait("the run to finish", finished, 400) == "SUCCESS", dev.log_tail()
+    store = PartitionStore(dev.lake)
     for asset in ASSETS:
-        assert [d.isoformat() for d in store.partitions(asset)] == [DAY], asset
+        assert [d.isoformat() for d in store.partitions(asset)] == [day], asset
+
+
+def test_backfill_of_every_asset_over_five_partitions_runs_as_one_run_and_passes_its_checks(dagster_dev):
+    dev = dagster_dev
+    days = [(date(2024, 6, 3) + timedelta(days=i)).isoformat() for i in range(5)]
+    params = {"assetSelection": [{"path": [name]} for name in ASSETS], "partitionNames": days,
+              "title": "five days"}
+    launched = dev.graphql(LAUNCH_BACKFILL, {"p": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+
+    def finished() -> dict | None:
+        backfill = dev.graphql(BACKFILL, {"id": launched["backfillId"]})["partitionBackfillOrError"]
+        return backfill if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING") else None
+
+    backfill = wait("the backfill to finish", finished, 600)
+    assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (backfill, dev.log_tail())
+    # Single-run backfill policy: the daemon launched one run for the whole range.
+    assert [run["status"] for run in backfill["runs"]] == ["SUCCESS"]
+
+    store = PartitionStore(dev.lake)
+    for asset in ASSETS:
+        assert [d.isoformat() for d in store.partitions(asset)] == days, asset
+    nodes = dev.graphql(CHECKS)["assetNodes"]
+    statuses = {
+        (node["assetKey"]["path"][0], check["name"]): (check["executionForLatestMaterialization"] or {}).get("status")
+        for node in nodes for check in node["assetChecksOrError"]["checks"]
+    }
+    assert {asset for asset, _ in statuses} == set(ASSETS)  # every asset has checks
+    failed = {key: status for key, status in statuses.items() if status != "SUCCEEDED"}
+    assert not failed, failed
