@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export QUANT_ASSETS_LAKEHOUSE ?= $(CURDIR)/data/lakehouse
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: install run test ui bench clean
+.PHONY: install browser run test ui bench clean
 
 install: $(STAMP)
 
@@ -24,7 +24,19 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/quant-assets run
 
-test: $(STAMP)
+# Debian's Chromium and its driver for the browser test (quant_assets_tests/orchestration/
+# test_browser.py). Installed only where missing and only as root with apt-get; otherwise this
+# says why and the test skips with its reason.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "browser test will skip: chromium/chromedriver missing and cannot apt-get install them (needs root and apt-get)"; \
+	else \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+			|| echo "browser test will skip: apt-get install chromium chromium-driver failed"; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

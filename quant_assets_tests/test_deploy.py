@@ -1,68 +1,318 @@
-"""The deploy/ configurations: the local instance really has the settings it claims, the
-Postgres instance passes Dagster's schema, the Kubernetes files name what they must."""
+"""The deploy/ configurations: the local instance has the settings it claims, the Postgres
+instance and the Helm values' instance settings pass dagster's instance schema (a misspelt key
+fails), and the image pins the dagster libraries of the installed dagster."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from dagster import DagsterInstance
+from dagster import DagsterInstance, asset, materialize
 from dagster._core.errors import DagsterInvalidConfigError
-from dagster._core.instance.config import dagster_instance_config
+from dagster._core.instance.config import PoolGranularity, dagster_instance_config
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster._core.storage.tags import BACKFILL_ID_TAG
+
+from quant_assets.orchestration.assets import ASSETS, SCREENER_POOL
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+LOCAL = DEPLOY / "local" / "dagster.yaml"
+POSTGRES = DEPLOY / "postgres" / "dagster.yaml"
+VALUES = DEPLOY / "k8s" / "values.yaml"
+DOCKERFILE = DEPLOY / "k8s" / "Dockerfile"
+PG_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD")
 
 
-def _home(tmp_path: Path, config: Path | str) -> Path:
-    home = tmp_path / "home"
-    home.mkdir(parents=True)
+def _home(tmp_path: Path, config: Path | str | dict[str, Any]) -> str:
+    """A fresh DAGSTER_HOME holding ``config`` (a file to copy, YAML text or a mapping)."""
+    home = tmp_path / f"home-{len(list(tmp_path.glob('home-*')))}"
+    home.mkdir()
     if isinstance(config, Path):
         shutil.copy(config, home / "dagster.yaml")
     else:
-        (home / "dagster.yaml").write_text(config)
-    return home
+        text = config if isinstance(config, str) else yaml.safe_dump(config)
+        (home / "dagster.yaml").write_text(text)
+    return str(home)
 
 
-def test_local_instance_queues_runs_limits_the_screener_and_retries_crashed_runs(tmp_path):
-    with DagsterInstance.from_config(str(_home(tmp_path, DEPLOY / "local" / "dagster.yaml"))) as instance:
-        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-        concurrency = instance.get_concurrency_config()  # what the daemon's queue enforces
-        assert concurrency.run_queue_config.max_concurrent_runs == 2
-        assert {"key": "dagster/backfill", "limit": 1} in concurrency.run_queue_config.tag_concurrency_limits
-        assert concurrency.pool_config.default_pool_limit == 1
+def _load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+# --- deploy/local/dagster.yaml ------------------------------------------------------------
+
+
+def test_local_instance_queues_two_runs_one_backfill_and_retries_crashed_runs(tmp_path):
+    with DagsterInstance.from_config(_home(tmp_path, LOCAL)) as instance:
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        queue = instance.get_concurrency_config().run_queue_config  # what the daemon enforces
+        assert queue.max_concurrent_runs == 2
+        assert queue.tag_concurrency_limits == [{"key": BACKFILL_ID_TAG, "limit": 1}]
+        assert queue.max_user_code_failure_retries == 3 and queue.user_code_failure_retry_delay == 10
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
-        assert not instance.run_retries_retry_on_asset_or_op_failure
+        assert instance.run_retries_retry_on_asset_or_op_failure is False
         assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_start_timeout_seconds == 180
+        assert instance.run_monitoring_max_runtime_seconds == 3600
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
         assert not instance.telemetry_enabled
+        # `make ui`'s daemon runs the queue, the monitor and the retries.
+        assert {"QUEUED_RUN_COORDINATOR", "MONITORING", "EVENT_LOG_CONSUMER"} <= set(
+            instance.get_required_daemon_types()
+        )
 
 
-def test_postgres_instance_passes_the_schema_and_a_typo_does_not(tmp_path):
-    config, _ = dagster_instance_config(str(_home(tmp_path, DEPLOY / "postgres" / "dagster.yaml")))
-    assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
-    assert config["concurrency"]["pools"]["default_limit"] == 1
-    typo = (DEPLOY / "postgres" / "dagster.yaml").read_text().replace("max_concurrent_runs", "max_concurent_runs")
+def test_local_instance_admits_one_screener_step_at_a_time(tmp_path):
+    pools = {a.op.pool for a in ASSETS} - {None}
+    assert pools == {SCREENER_POOL}  # so the default pool limit is the screener's and no other's
+    with DagsterInstance.from_config(_home(tmp_path, LOCAL)) as instance:
+        config = instance.get_concurrency_config().pool_config
+        assert config.default_pool_limit == 1 and config.pool_granularity == PoolGranularity.OP
+        storage = instance.event_log_storage
+        # What a step does before it runs: give the pool its default limit, then claim a slot.
+        storage.initialize_concurrency_limit_to_default(SCREENER_POOL)
+        info = storage.get_concurrency_info(SCREENER_POOL)
+        assert info.limit == 1 and info.using_default_limit
+        assert storage.claim_concurrency_slot(SCREENER_POOL, "run-a", "raw_screen").is_claimed
+        assert not storage.claim_concurrency_slot(SCREENER_POOL, "run-b", "raw_screen").is_claimed
+        storage.free_concurrency_slots_for_run("run-a")
+        assert storage.claim_concurrency_slot(SCREENER_POOL, "run-b", "raw_screen").is_claimed
+
+
+@pytest.mark.parametrize("path", [LOCAL, POSTGRES], ids=["local", "postgres"])
+@pytest.mark.parametrize(
+    "key, typo",
+    [
+        ("max_concurrent_runs", "max_concurent_runs"),
+        ("default_limit", "default_limits"),
+        ("max_retries", "max_retry"),
+        ("free_slots_after_run_end_seconds", "free_slot_after_run_end_seconds"),
+    ],
+)
+def test_instance_schema_rejects_a_misspelt_key(tmp_path, path, key, typo):
+    text = path.read_text()
+    assert f"{key}:" in text
+    dagster_instance_config(_home(tmp_path, text))
     with pytest.raises(DagsterInvalidConfigError):
-        dagster_instance_config(str(_home(tmp_path / "typo", typo)))
+        dagster_instance_config(_home(tmp_path, text.replace(f"{key}:", f"{typo}:")))
+
+
+# --- deploy/postgres/dagster.yaml ---------------------------------------------------------
+
+
+def test_postgres_instance_is_the_local_one_with_storage_on_postgres(tmp_path):
+    """dagster-postgres is not installed here, so the storage classes are not instantiated. The
+    whole file is still checked: `storage: postgres` has its schema in dagster itself, and the
+    instance ref names the classes each storage would load."""
+    home = _home(tmp_path, POSTGRES)
+    config, _ = dagster_instance_config(home)
+    database = config["storage"]["postgres"]["postgres_db"]
+    env = {k: v["env"] for k, v in database.items() if isinstance(v, dict) and "env" in v}
+    assert sorted(env.values()) == sorted(PG_ENV)
+    assert database["scheme"] == "postgresql+psycopg2"
+    ref = InstanceRef.from_dir(home)
+    storages = (ref.run_storage_data, ref.event_storage_data, ref.schedule_storage_data)
+    loads = {(data.module_name, data.class_name) for data in storages}
+    assert loads == {
+        ("dagster_postgres", "PostgresRunStorage"),
+        ("dagster_postgres", "PostgresEventLogStorage"),
+        ("dagster_postgres", "PostgresScheduleStorage"),
+    }
+    postgres, local = _load(POSTGRES), _load(LOCAL)
+    assert postgres.pop("storage") and postgres == local
+
+
+def test_postgres_instance_runs_against_a_local_server(tmp_path, monkeypatch):
+    """Runs only with dagster-postgres installed and DAGSTER_PG_* pointing at a throwaway
+    database on this machine (the five variables deploy/postgres/dagster.yaml reads)."""
+    pytest.importorskip("dagster_postgres")
+    if any(name not in os.environ for name in PG_ENV) or os.environ["DAGSTER_PG_HOST"] not in (
+        "127.0.0.1",
+        "localhost",
+    ):
+        pytest.skip("set DAGSTER_PG_* to a Postgres database on 127.0.0.1")
+
+    @asset(pool=SCREENER_POOL)
+    def pooled() -> int:
+        return 1
+
+    with DagsterInstance.from_config(_home(tmp_path, POSTGRES)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+        result = materialize([pooled], instance=instance)
+        assert result.success
+        assert instance.get_run_by_id(result.run_id) is not None
+        info = instance.event_log_storage.get_concurrency_info(SCREENER_POOL)
+        assert info.limit == 1 and not info.claimed_slots
+
+
+# --- deploy/k8s/values.yaml ---------------------------------------------------------------
+
+# What the chart's templates/configmap-instance.yaml and helpers/instance/*.tpl make of the
+# values we set: camelCase value -> dagster.yaml key. A value the chart would not render is an
+# error here, so a misspelt key fails the test instead of silently vanishing in the chart.
+_RUN_MONITORING = {
+    "enabled": "enabled",
+    "startTimeoutSeconds": "start_timeout_seconds",
+    "cancelTimeoutSeconds": "cancel_timeout_seconds",
+    "maxResumeRunAttempts": "max_resume_run_attempts",
+    "pollIntervalSeconds": "poll_interval_seconds",
+    "freeSlotsAfterRunEndSeconds": "free_slots_after_run_end_seconds",
+}
+_RUN_RETRIES = {
+    "enabled": "enabled",
+    "maxRetries": "max_retries",
+    "retryOnAssetOrOpFailure": "retry_on_asset_or_op_failure",
+}
+_QUEUED_RUN_COORDINATOR = {
+    "maxConcurrentRuns": "max_concurrent_runs",
+    "tagConcurrencyLimits": "tag_concurrency_limits",
+    "dequeueIntervalSeconds": "dequeue_interval_seconds",
+    "dequeueUseThreads": "dequeue_use_threads",
+    "dequeueNumWorkers": "dequeue_num_workers",
+}
+_POOLS = {
+    "defaultLimit": "default_limit",
+    "granularity": "granularity",
+    "opGranularityRunBuffer": "op_granularity_run_buffer",
+}
+_RUNS = {"maxConcurrentRuns": "max_concurrent_runs", "tagConcurrencyLimits": "tag_concurrency_limits"}
+_CHART_SECTIONS = {
+    "dagster-user-deployments", "dagsterWebserver", "dagsterDaemon", "runLauncher", "postgresql",
+    "generatePostgresqlPasswordSecret", "concurrency", "telemetry", "computeLogManager", "scheduler",
+    "pythonLogs", "retention", "serviceAccount", "global", "imagePullSecrets", "ingress", "migrate",
+    "additionalInstanceConfig",
+}
+_STORAGES = {
+    "run_storage": ("dagster_postgres.run_storage", "PostgresRunStorage"),
+    "event_log_storage": ("dagster_postgres.event_log", "PostgresEventLogStorage"),
+    "schedule_storage": ("dagster_postgres.schedule_storage", "PostgresScheduleStorage"),
+}
+
+
+def _check_known(section: dict[str, Any], known: Any, where: str) -> None:
+    unknown = set(section) - set(known)
+    if unknown:
+        raise ValueError(f"{where}: {sorted(unknown)} not rendered by the chart (as mirrored here)")
+
+
+def _renamed(section: dict[str, Any], names: dict[str, str], where: str) -> dict[str, Any]:
+    _check_known(section, names, where)
+    return {names[key]: value for key, value in section.items() if value is not None}
+
+
+def _chart_instance(values: dict[str, Any]) -> dict[str, Any]:
+    """The dagster.yaml the Helm chart renders from ``values`` (the sections we set)."""
+    _check_known(values, _CHART_SECTIONS, "values")
+    pg = values["postgresql"]
+    database = {
+        "username": pg["postgresqlUsername"],
+        "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "hostname": pg["postgresqlHost"],
+        "db_name": pg["postgresqlDatabase"],
+        "port": pg["service"]["port"],
+        "params": pg.get("postgresqlParams", {}),
+    }
+    if pg.get("postgresqlScheme"):
+        database["scheme"] = pg["postgresqlScheme"]
+    instance: dict[str, Any] = {
+        kind: {"module": module, "class": cls, "config": {"postgres_db": database}}
+        for kind, (module, cls) in _STORAGES.items()
+    }
+    launcher = values["runLauncher"]
+    if launcher["type"] != "K8sRunLauncher":
+        raise ValueError(f"runLauncher.type: expected K8sRunLauncher, got {launcher['type']!r}")
+    instance["run_launcher"] = {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": {}}
+    daemon = values["dagsterDaemon"]
+    _check_known(daemon, ["enabled", "runCoordinator", "runRetries", "runMonitoring"], "dagsterDaemon")
+    coordinator = daemon["runCoordinator"]
+    if coordinator["enabled"]:
+        queued = coordinator.get("config", {}).get("queuedRunCoordinator") or {}
+        run_coordinator = {"module": "dagster.core.run_coordinator", "class": coordinator["type"]}
+        if any(v not in (None, [], {}) for v in queued.values()):
+            run_coordinator["config"] = _renamed(queued, _QUEUED_RUN_COORDINATOR, "queuedRunCoordinator")
+        instance["run_coordinator"] = run_coordinator
+    if daemon["runMonitoring"]["enabled"]:
+        instance["run_monitoring"] = _renamed(daemon["runMonitoring"], _RUN_MONITORING, "runMonitoring")
+    if daemon["runRetries"]["enabled"]:
+        instance["run_retries"] = _renamed(daemon["runRetries"], _RUN_RETRIES, "runRetries")
+    instance["telemetry"] = {"enabled": values["telemetry"]["enabled"]}
+    concurrency = values.get("concurrency", {})
+    _check_known(concurrency, ["enabled", "pools", "runs"], "concurrency")
+    if concurrency.get("enabled"):
+        instance["concurrency"] = {
+            "pools": _renamed(concurrency.get("pools", {}), _POOLS, "concurrency.pools"),
+            "runs": _renamed(concurrency.get("runs", {}), _RUNS, "concurrency.runs"),
+        }
+    return instance
 
 
 def test_helm_values_run_our_module_on_k8s_with_an_object_store_lakehouse():
-    values = yaml.safe_load((DEPLOY / "k8s" / "values.yaml").read_text())
-    deployment = values["dagster-user-deployments"]["deployments"][0]
-    assert deployment["dagsterApiGrpcArgs"] == ["-m", "quant_assets.definitions"]
-    lakehouse = {e["name"]: e["value"] for e in deployment["env"]}["QUANT_ASSETS_LAKEHOUSE"]
-    assert re.match(r"^(s3|gs|az)://", lakehouse)
+    values = _load(VALUES)
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert deployment["codeServerArgs"] == ["-m", "quant_assets.definitions"]
+    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}  # env reaches run pods
+    env = {e["name"]: e["value"] for e in deployment["env"]}
+    assert re.fullmatch(r"s3://[a-z0-9.-]+/\S+", env["QUANT_ASSETS_LAKEHOUSE"])  # s3fs is in the image
+    # A location's resources would be copied onto its run pods over the launcher's sizing.
+    assert "resources" not in deployment
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert values["dagsterDaemon"]["runRetries"] == {"enabled": True, "maxRetries": 2}
+    run_pod = values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]
+    assert {"cpu", "memory"} <= set(run_pod["resources"]["requests"])
 
 
-def test_dockerfile_pins_the_dagster_libraries_to_the_installed_release():
+def test_helm_instance_settings_pass_the_schema_and_match_the_local_rules(tmp_path):
+    rendered = _chart_instance(_load(VALUES))
+    config, _ = dagster_instance_config(_home(tmp_path, rendered))
+    local = _load(LOCAL)
+    assert config["concurrency"]["pools"] == local["concurrency"]["pools"]
+    runs = config["concurrency"]["runs"]
+    assert runs["tag_concurrency_limits"] == local["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert runs["max_concurrent_runs"] > local["concurrency"]["runs"]["max_concurrent_runs"]
+    assert config["run_retries"] == local["run_retries"]
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] == 60
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["run_storage"]["config"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
+
+
+def test_helm_instance_check_fails_on_a_misspelt_or_conflicting_value(tmp_path):
+    values = _load(VALUES)
+    runs = values["concurrency"]["runs"]
+    runs["maxConcurentRuns"] = runs.pop("maxConcurrentRuns")
+    with pytest.raises(ValueError, match="maxConcurentRuns"):
+        _chart_instance(values)
+    values = _load(VALUES)
+    values["dagsterDaemon"]["runCoordinator"]["config"] = {"queuedRunCoordinator": {"maxConcurrentRuns": 8}}
+    with pytest.raises(DagsterInvalidConfigError):  # run limits in two places
+        dagster_instance_config(_home(tmp_path, _chart_instance(values)))
+
+
+# --- deploy/k8s/Dockerfile ----------------------------------------------------------------
+
+
+def _pip_install(dockerfile: str) -> str:
+    """The image's `RUN pip install ...` instruction, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", dockerfile)
+    (line,) = [ln for ln in joined.splitlines() if ln.startswith("RUN pip install")]
+    return line
+
+
+def test_dockerfile_pins_the_dagster_libraries_of_the_installed_dagster():
     major, minor, patch = version("dagster").split(".")
     library = f"0.{int(minor) + 16}.{patch}"  # dagster 1.13.28 ships its libraries as 0.29.28
-    dockerfile = (DEPLOY / "k8s" / "Dockerfile").read_text()
+    dockerfile = DOCKERFILE.read_text()
+    install = _pip_install(dockerfile)
+    assert "-c requirements.lock ." in install  # one resolution, under the lock
     for name in ("dagster-k8s", "dagster-postgres"):
-        assert f"{name}=={library}" in dockerfile, name
-    assert "-c requirements.lock" in dockerfile and "quant_assets.definitions" in dockerfile
+        assert re.search(rf"\b{name}==(\S+)", install).group(1) == library, name
+    assert re.search(r"\bs3fs==(\S+)", install).group(1) == version("fsspec")  # released together
+    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
+    assert '"-m", "quant_assets.definitions"' in dockerfile

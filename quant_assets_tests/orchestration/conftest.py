@@ -34,16 +34,19 @@ def graphql(port: int, query: str, variables: dict | None = None) -> dict:
         return json.loads(response.read())["data"]
 
 
-def wait(what: str, check, timeout_s: float):
+def wait(what: str, check, timeout_s: float, transient: tuple[type[Exception], ...] = (OSError,),
+         poll_s: float = 1.0):
+    """Poll ``check()`` until it returns something truthy (``transient`` errors count as not
+    yet); fail naming ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             result = check()
-        except OSError:
+        except transient:
             result = None
         if result:
             return result
-        time.sleep(1.0)
+        time.sleep(poll_s)
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
