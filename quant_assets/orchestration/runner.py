@@ -16,7 +16,10 @@ from dagster import DagsterInstance, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from quant_assets.errors import QuantAssetsError
-from quant_assets.orchestration.assets import ASSETS, daily_partitions
+from quant_assets.orchestration.assets import ASSETS, SCREENER_POOL, daily_partitions
+
+#: The process that runs a run in-process; lets a later runner tell a dead run from a live one.
+RUNNER_PID_TAG = "quant_assets/runner_pid"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,35 @@ def _instance() -> DagsterInstance:
         return DagsterInstance.ephemeral()
     os.makedirs(home, exist_ok=True)
     return DagsterInstance.get()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def release_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Fail the runs of ``quant-assets run`` processes that died holding the screener's pool
+    slot (killed outright, out of memory) and free their slots; return their run ids.
+
+    Such a run stays STARTED with its slot claimed, and the next run would wait for the slot
+    for ever, silently (the daemon's run monitoring does not watch in-process runs).
+    """
+    released = []
+    for slot in instance.event_log_storage.get_concurrency_info(SCREENER_POOL).claimed_slots:
+        run = instance.get_run_by_id(slot.run_id)
+        pid = run.tags.get(RUNNER_PID_TAG) if run is not None else None
+        if run is None or run.is_finished or pid is None or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the quant-assets process that ran it (pid {pid}) is gone")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
 
 
 def _root_cause(error: Any) -> str:
@@ -87,11 +119,13 @@ def materialise_days(
     started, done = time.monotonic(), 0
     ordered = sorted(set(days))
     with _instance() as instance:
+        release_dead_runs(instance)
         for run in _runs(ordered, max_days_per_run):
             first, last = run[0].isoformat(), run[-1].isoformat()
             result = materialize(
                 ASSETS, resources=resources, instance=instance, run_config=run_config,
-                tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+                tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last,
+                      RUNNER_PID_TAG: str(os.getpid())},
                 raise_on_error=False,
             )
             if not result.success:
