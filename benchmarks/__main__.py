@@ -5,6 +5,7 @@ from __future__ import annotations
 from benchmarks import (
     bench_backfill,
     bench_catalog,
+    bench_chart_feed,
     bench_discovery,
     bench_regime,
     bench_risk,
@@ -15,7 +16,7 @@ from benchmarks import (
 
 def main() -> None:
     for module in (bench_synthetic, bench_discovery, bench_screening, bench_risk, bench_regime,
-                   bench_catalog, bench_backfill):
+                   bench_catalog, bench_backfill, bench_chart_feed):
         print(f"\n## {module.__name__}\n", flush=True)
         module.main()
 

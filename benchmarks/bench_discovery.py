@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from datetime import date
 
 import polars as pl
 
+from benchmarks.servers import free_port, start_server
 from quant_assets.sources.base import ScanQuery
 from quant_assets.sources.tradingview import ScannerClient, ScannerSettings, scan_all
 
@@ -66,29 +66,14 @@ async def _sequential(url: str) -> tuple[dict[str, pl.DataFrame], float, int]:
     return frames, elapsed, n_requests
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start_fake(port: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "quant_assets.cli", "fake-scanner", "--port", str(port),
                "--date", AS_OF.isoformat(), "--latency", str(LATENCY_S), "--instruments", str(N_INSTRUMENTS)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError(f"the fake scanner did not start on port {port}")
+    return start_server(command, port, "the fake scanner")
 
 
 def main() -> None:
-    port = _free_port()
+    port = free_port()
     server = _start_fake(port)
     url = f"http://127.0.0.1:{port}"
     try:

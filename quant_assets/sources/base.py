@@ -17,6 +17,8 @@ from quant_assets.errors import QuantAssetsError
 
 #: Columns every bars frame has, in this order.
 BAR_COLUMNS: tuple[str, ...] = ("date", "symbol", "open", "high", "low", "close", "volume")
+#: Their types, wherever bars are built or stored.
+BAR_SCHEMA: dict[str, pl.DataType] = {"date": pl.Date, "symbol": pl.String, **{c: pl.Float64 for c in BAR_COLUMNS[2:]}}
 
 
 @dataclass(frozen=True)

@@ -36,14 +36,13 @@ import aiohttp
 import polars as pl
 
 from quant_assets.errors import SourceConnectionError, SourceResponseError
+from quant_assets.sources.base import BAR_SCHEMA
 from quant_assets.sources.tradingview import RetryPolicy
 
 #: Environment variable overriding :attr:`ChartFeedSettings.url`.
 CHART_URL_ENV = "QUANT_ASSETS_TRADINGVIEW_CHART_URL"
 DEFAULT_CHART_URL = "wss://data.tradingview.com/socket.io/websocket"
 
-BAR_SCHEMA = {"date": pl.Date, "symbol": pl.String, "open": pl.Float64, "high": pl.Float64,
-              "low": pl.Float64, "close": pl.Float64, "volume": pl.Float64}
 
 _FRAME = re.compile(r"~m~(\d+)~m~")
 _HEARTBEAT = "~h~"

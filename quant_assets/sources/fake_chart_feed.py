@@ -114,3 +114,25 @@ class FakeChartFeed:
             if fault and fault.kind == "drop":
                 return
         await self._send(ws, message("series_completed", chart, "sds_1", "streaming"), delay)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m quant_assets.sources.fake_chart_feed --port 8766``: serve until stopped."""
+    import argparse
+
+    from quant_assets.sources.synthetic import SyntheticMarketConfig, get_market
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--date", type=date.fromisoformat, default=date.today() - timedelta(days=1))
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before every frame")
+    parser.add_argument("--instruments", type=int, default=1200)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    market = get_market(SyntheticMarketConfig(seed=args.seed, n_instruments=args.instruments))
+    feed = FakeChartFeed(market, args.date, latency_s=args.latency)
+    web.run_app(feed.app(), host="127.0.0.1", port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -34,7 +34,7 @@ import polars as pl
 
 from quant_assets.errors import ConfigError, QuantAssetsError, ValidationError
 from quant_assets.sources import indicators
-from quant_assets.sources.base import BAR_COLUMNS, ScanQuery
+from quant_assets.sources.base import BAR_COLUMNS, BAR_SCHEMA, ScanQuery
 from quant_assets.sources.scan_filters import apply_scan_filters, unknown_field_error
 
 #: Columns of :meth:`SyntheticMarket.screen`, named as the screener names them.
@@ -81,8 +81,6 @@ INSTRUMENT_COLUMNS: tuple[str, ...] = (
     "clone_kind",
     "calendar",
 )
-
-_BAR_SCHEMA = {"date": pl.Date, "symbol": pl.String, **{c: pl.Float64 for c in BAR_COLUMNS[2:]}}
 
 #: Hidden regimes, in the order of their integer codes.
 REGIMES: tuple[str, ...] = ("QUIET", "NORMAL", "CRISIS")
@@ -1181,7 +1179,7 @@ class SyntheticMarket:
         first = max(0, (start - self.config.start).days)
         stop = (end - self.config.start).days + 1
         if stop <= first:  # the window ends before the market starts
-            return pl.DataFrame(schema=_BAR_SCHEMA)
+            return pl.DataFrame(schema=BAR_SCHEMA)
         self._day(end, "bars end")
         panel = self._panel_through(end)
         window = panel.prices["close"][first:stop][:, columns]
@@ -1191,7 +1189,7 @@ class SyntheticMarket:
         data = {"date": panel.dates[rows], "symbol": self._symbols[cols]}
         for name in BAR_COLUMNS[2:]:
             data[name] = panel.prices[name][rows, cols]
-        return pl.DataFrame(data, schema=_BAR_SCHEMA)
+        return pl.DataFrame(data, schema=BAR_SCHEMA)
 
     def screen(self, as_of: date) -> pl.DataFrame:
         """The screener's view at the close of ``as_of``: one row per listed instrument.
