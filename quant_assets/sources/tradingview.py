@@ -28,15 +28,18 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, S
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, NotRequired, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 import polars as pl
 
 from quant_assets.errors import ConfigError, QuantAssetsError, SourceConnectionError, SourceResponseError
-from quant_assets.sources.base import ScanFilter, ScanQuery
+from quant_assets.sources.base import BAR_SCHEMA, ScanFilter, ScanQuery
 from quant_assets.sources.scan_filters import unknown_field_error
+
+if TYPE_CHECKING:  # chart_feed imports this module's RetryPolicy
+    from quant_assets.sources.chart_feed import ChartFeedSettings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -674,15 +677,26 @@ class TradingViewSource:
         Defaults to :meth:`ScannerSettings.from_env`.
     today : callable returning a date, optional
         The only date the live scanner can answer for; UTC today by default (tests pin it).
+    chart_settings : ChartFeedSettings, optional
+        The chart websocket that serves daily bars; its URL defaults to
+        ``$QUANT_ASSETS_TRADINGVIEW_CHART_URL``, else TradingView's.
     """
 
     name = "tradingview"
 
     def __init__(
-        self, settings: ScannerSettings | None = None, today: Callable[[], date] | None = None
+        self,
+        settings: ScannerSettings | None = None,
+        today: Callable[[], date] | None = None,
+        chart_settings: ChartFeedSettings | None = None,
     ) -> None:
         self.settings = settings if settings is not None else ScannerSettings.from_env()
         self._today = today or _utc_today
+        if chart_settings is None:
+            from quant_assets.sources.chart_feed import ChartFeedSettings
+
+            chart_settings = ChartFeedSettings()
+        self.chart_settings = chart_settings
 
     def __repr__(self) -> str:
         return f"TradingViewSource({self.settings!r})"
@@ -692,7 +706,7 @@ class TradingViewSource:
         if as_of != today:
             raise SourceResponseError(
                 f"the live TradingView scanner only knows today's screen ({today.isoformat()}), not "
-                f"{as_of.isoformat()}; past dates need the bars cache (not built yet)"
+                f"{as_of.isoformat()}; screens of past dates are not reconstructed from bars yet"
             )
 
     def scan(self, as_of: date, query: ScanQuery) -> pl.DataFrame:
@@ -723,15 +737,21 @@ class TradingViewSource:
         return [results[str(i)] for i in range(len(queries))]
 
     def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> pl.DataFrame:
-        """Not available from the live source yet.
+        """Daily bars with ``start <= date <= end`` from the chart websocket (the feed serves the
+        last N bars up to today, so N reaches back to ``start``), sorted by (symbol, date).
 
         Raises
         ------
-        SourceResponseError
-            Always.
+        UnknownSymbolError
+            The feed does not know a symbol.
+        SourceConnectionError, SourceResponseError
+            The feed could not be reached, or answered unusably, after the retries.
         """
-        raise SourceResponseError(
-            f"daily bars ({start.isoformat()}..{end.isoformat()}, {len(symbols)} symbols) are not available "
-            "from the live TradingView source yet (they need its websocket history feed, still to come); "
-            "use the synthetic source for bars"
-        )
+        from quant_assets.sources.chart_feed import ChartFeedClient  # the websocket client, on demand
+
+        if end < start:
+            raise SourceResponseError(f"daily bars: end {end.isoformat()} is before start {start.isoformat()}")
+        n_bars = (self._today() - start).days + 1
+        bars = _run_sync(ChartFeedClient(self.chart_settings).fetch_many(list(symbols), n_bars))
+        frames = [frame.filter(pl.col("date").is_between(start, end)) for frame in bars.values()]
+        return pl.concat(frames).sort("symbol", "date") if frames else pl.DataFrame(schema=BAR_SCHEMA)

@@ -22,7 +22,7 @@ from quant_assets.sources.chart_feed import (
 )
 from quant_assets.sources.fake_chart_feed import ChartFault, FakeChartFeed
 from quant_assets.sources.synthetic import SyntheticMarketConfig, get_market
-from quant_assets.sources.tradingview import RetryPolicy
+from quant_assets.sources.tradingview import RetryPolicy, ScannerSettings, TradingViewSource
 
 AS_OF = date(2024, 6, 3)
 MARKET = get_market(SyntheticMarketConfig(n_instruments=200, seed=3))
@@ -128,3 +128,23 @@ def test_concurrency_is_bounded():
     feed._serve = counted
     got = _run(feed, symbols, 20, concurrency=2)
     assert set(got) == set(symbols) and peak == 2
+
+
+def test_live_source_daily_bars_come_from_the_chart_feed():
+    symbols = _symbols(2)
+    start, end = date(2024, 3, 1), date(2024, 5, 31)
+
+    async def go() -> pl.DataFrame:
+        server = TestServer(FakeChartFeed(MARKET, AS_OF).app(), host="127.0.0.1")
+        await server.start_server()
+        try:
+            source = TradingViewSource(
+                ScannerSettings(), today=lambda: AS_OF,
+                chart_settings=ChartFeedSettings(url=str(server.make_url("/socket.io/websocket"))))
+            # daily_bars blocks: run it beside the loop that serves the fake.
+            return await asyncio.get_running_loop().run_in_executor(None, source.daily_bars, symbols, start, end)
+        finally:
+            await server.close()
+
+    bars = asyncio.run(go())
+    assert bars.equals(MARKET.bars(start, end, symbols).select(bars.columns))

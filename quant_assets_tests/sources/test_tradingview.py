@@ -461,10 +461,8 @@ def test_cookie_is_sent_but_never_shown(
 
 def test_tradingview_source_refuses_a_past_date() -> None:
     source = TradingViewSource(ScannerSettings(), today=lambda: date(2024, 5, 2))
-    with pytest.raises(SourceResponseError, match=r"only knows today's screen \(2024-05-02\).*2024-05-01.*bars cache"):
+    with pytest.raises(SourceResponseError, match=r"only knows today's screen \(2024-05-02\).*2024-05-01.*not reconstructed"):
         source.scan(date(2024, 5, 1), QUERY)
-    with pytest.raises(SourceResponseError, match="not available from the live TradingView source"):
-        source.daily_bars(["BINANCE:BTCUSDT"], date(2024, 4, 1), date(2024, 5, 1))
 
 
 def test_tradingview_source_scans_today_from_the_fake(market: SyntheticMarket) -> None:
