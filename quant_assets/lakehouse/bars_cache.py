@@ -3,19 +3,24 @@
 A symbol is outside input (an exchange's ticker), so it becomes a file name only through
 :func:`symbol_file_name`: every character but ``A-Z a-z 0-9 _ -`` is percent-encoded (``.``
 and ``/`` included), so no symbol can name a directory, climb out of the cache with ``..`` or
-collide with another symbol's file. Appending keeps every bar already cached (history is never
-rewritten; a date fetched again is ignored), sorts by date and replaces the file atomically
-(:func:`~quant_assets.lakehouse.store.write_parquet_atomic`): a reader sees the old file or the
-new one. :meth:`BarsCache.fill` fetches only the dates after each symbol's last cached bar.
+collide with another symbol's file.
+
+Each file records, in its Parquet metadata, the span of days it **covers**: every day from
+``covered_from`` to ``covered_to`` has been asked of the source, so a day in that span with no
+bar had no trading. :meth:`BarsCache.bars` fetches only the days outside a symbol's coverage
+(before it, after it, or all of them for a new symbol), appends the bars of dates not cached
+yet (history is never rewritten), and replaces the file atomically: a reader sees the old file
+or the new one.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
+import pyarrow.parquet as pq
 from upath import UPath
 
 from quant_assets.errors import LakehouseError, ValidationError
@@ -26,9 +31,11 @@ BARS_DIR = "_bars"
 #: Longest symbol accepted: its encoded name must fit a file name (255 bytes) on every filesystem.
 MAX_SYMBOL_LENGTH = 80
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_FROM, _TO = b"covered_from", b"covered_to"
 
-#: ``fetch(symbols, n_bars)``: each symbol's last ``n_bars`` daily bars up to the end date.
-Fetcher = Callable[[Sequence[str], int], dict[str, pl.DataFrame]]
+#: ``fetch(symbols, start, end)``: daily bars of ``symbols`` with ``start <= date <= end``, one
+#: long frame (a market source's ``daily_bars``).
+Fetcher = Callable[[Sequence[str], date, date], pl.DataFrame]
 
 
 def symbol_file_name(symbol: str) -> str:
@@ -48,7 +55,7 @@ def symbol_file_name(symbol: str) -> str:
 
 
 class BarsCache:
-    """Daily bars per symbol in the lakehouse, filled incrementally."""
+    """Daily bars per symbol in the lakehouse, fetched only where not covered yet."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.dir: UPath = resolve_root(root) / BARS_DIR
@@ -56,58 +63,84 @@ class BarsCache:
     def path(self, symbol: str) -> UPath:
         return self.dir / symbol_file_name(symbol)
 
-    def read(self, symbol: str, end: date | None = None) -> pl.DataFrame:
-        """Cached bars of ``symbol`` up to ``end`` (inclusive), by date; empty when none."""
+    def load(self, symbol: str) -> tuple[pl.DataFrame, tuple[date, date] | None]:
+        """Every cached bar of ``symbol`` (by date) and the days the cache has asked the source
+        for; an empty frame and None for a symbol never fetched."""
         path = self.path(symbol)
         if not path.exists():
-            return pl.DataFrame(schema=BAR_SCHEMA)
+            return pl.DataFrame(schema=BAR_SCHEMA), None
         with path.open("rb") as fh:
+            meta = pq.read_metadata(fh).metadata or {}
+            fh.seek(0)
             bars = pl.read_parquet(fh)
-        return bars if end is None else bars.filter(pl.col("date") <= end)
+        return bars, (date.fromisoformat(meta[_FROM].decode()), date.fromisoformat(meta[_TO].decode()))
 
-    def last_date(self, symbol: str) -> date | None:
-        bars = self.read(symbol)
-        return bars["date"].max() if bars.height else None
+    def coverage(self, symbol: str) -> tuple[date, date] | None:
+        return self.load(symbol)[1]
 
-    def append(self, symbol: str, bars: pl.DataFrame) -> int:
-        """Add the bars of dates not cached yet; return how many were added.
+    def read(self, symbol: str) -> pl.DataFrame:
+        return self.load(symbol)[0]
+
+    def append(
+        self,
+        symbol: str,
+        bars: pl.DataFrame,
+        covered: tuple[date, date],
+        loaded: tuple[pl.DataFrame, tuple[date, date] | None] | None = None,
+    ) -> tuple[pl.DataFrame, tuple[date, date]]:
+        """Add the bars of dates not cached yet and extend the coverage by ``covered`` (a span
+        adjacent to or overlapping the current one); return what :meth:`load` would now return.
+        ``loaded`` is what :meth:`load` returned just before, if the caller has it.
 
         Raises
         ------
         ValidationError
-            If ``bars`` lacks a column, or holds another symbol's rows.
+            If ``bars`` lacks a column, holds another symbol's rows or dates outside ``covered``.
         """
         missing = [c for c in BAR_SCHEMA if c not in bars.columns]
         if missing:
             raise ValidationError(f"bars cache {symbol}: bars lack columns {missing}")
-        others = set(bars["symbol"].unique().to_list()) - {symbol}
-        if others:
-            raise ValidationError(f"bars cache {symbol}: bars of other symbols {sorted(others)[:3]}")
-        cached = self.read(symbol)
-        new = (bars.select(list(BAR_SCHEMA)).cast(BAR_SCHEMA)
-               .unique("date", keep="last", maintain_order=True)
-               .join(cached.select("date"), on="date", how="anti"))
-        if new.height:
-            try:
-                write_parquet_atomic(pl.concat([cached, new]).sort("date"), self.path(symbol))
-            except OSError as exc:
-                raise LakehouseError(f"bars cache {symbol}: could not write {self.path(symbol)}: {exc}") from exc
-        return new.height
+        if bars.height and (bars["symbol"] != symbol).any():
+            others = sorted(set(bars["symbol"].to_list()) - {symbol})
+            raise ValidationError(f"bars cache {symbol}: bars of other symbols {others[:3]}")
+        if bars.height and (bars["date"].min() < covered[0] or bars["date"].max() > covered[1]):
+            raise ValidationError(f"bars cache {symbol}: bars outside the span fetched {covered}")
+        cached, current = loaded if loaded is not None else self.load(symbol)
+        span = covered if current is None else (min(current[0], covered[0]), max(current[1], covered[1]))
+        new = bars.select(list(BAR_SCHEMA)).cast(BAR_SCHEMA)
+        if cached.height:  # history is never rewritten: a date cached keeps its bar
+            new = new.filter(~pl.col("date").is_in(cached["date"].implode()))
+        if new.height == 0 and span == current:
+            return cached, span
+        combined = pl.concat([cached, new.unique("date", keep="last")]).sort("date")
+        metadata = {_FROM.decode(): span[0].isoformat(), _TO.decode(): span[1].isoformat()}
+        try:
+            write_parquet_atomic(combined, self.path(symbol), metadata)
+        except OSError as exc:
+            raise LakehouseError(f"bars cache {symbol}: could not write {self.path(symbol)}: {exc}") from exc
+        return combined, span
 
-    def fill(self, fetch: Fetcher, symbols: Sequence[str], end: date, history_days: int) -> dict[str, int]:
-        """Bring every symbol's bars up to ``end``: a symbol never cached gets ``history_days``
-        of bars, a cached one only the days after its last bar. Returns bars added per symbol.
-
-        Symbols are grouped by how many bars they need, so one fetch serves each group.
-        """
-        needed: dict[int, list[str]] = {}
-        for symbol in symbols:
-            last = self.last_date(symbol)
-            n_bars = history_days if last is None else (end - last).days
-            if n_bars > 0:
-                needed.setdefault(n_bars, []).append(symbol)
-        added = {symbol: 0 for symbol in symbols}
-        for n_bars, group in sorted(needed.items()):
-            for symbol, bars in fetch(group, n_bars).items():
-                added[symbol] = self.append(symbol, bars.filter(pl.col("date") <= end))
-        return added
+    def bars(self, fetch: Fetcher, symbols: Sequence[str], start: date, end: date) -> pl.DataFrame:
+        """Daily bars of ``symbols`` with ``start <= date <= end``, sorted by (symbol, date),
+        fetching only the days the cache does not cover; symbols that need the same span share
+        one fetch."""
+        loaded = {symbol: self.load(symbol) for symbol in dict.fromkeys(symbols)}
+        gaps: dict[tuple[date, date], list[str]] = {}
+        for symbol, (_, covered) in loaded.items():
+            if covered is None:
+                spans = [(start, end)]
+            else:
+                spans = [(start, covered[0] - timedelta(days=1)), (covered[1] + timedelta(days=1), end)]
+            for span in spans:
+                if span[0] <= span[1]:
+                    gaps.setdefault(span, []).append(symbol)
+        for span, group in sorted(gaps.items()):
+            fetched = fetch(group, *span)
+            by_symbol = fetched.partition_by("symbol", as_dict=True) if fetched.height else {}
+            for symbol in group:
+                got = by_symbol.get((symbol,), pl.DataFrame(schema=BAR_SCHEMA))
+                loaded[symbol] = self.append(symbol, got, span, loaded[symbol])
+        if not loaded:
+            return pl.DataFrame(schema=BAR_SCHEMA)
+        bars = pl.concat(frame for frame, _ in loaded.values())
+        return bars.filter(pl.col("date").is_between(start, end)).sort("symbol", "date")

@@ -50,15 +50,16 @@ def _day(day: date | str) -> str:
     return text
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: UPath | Path) -> None:
-    """Write ``frame`` to ``path`` so that readers never see a partial file."""
+def write_parquet_atomic(frame: pl.DataFrame, path: UPath | Path, metadata: dict[str, str] | None = None) -> None:
+    """Write ``frame`` (with key-value ``metadata``) to ``path`` so that readers never see a
+    partial file."""
     path = UPath(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.protocol in ("", "file", "local"):
         tmp = Path(str(path)).with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
             with open(tmp, "wb") as fh:
-                frame.write_parquet(fh, compression="zstd", statistics=True)
+                frame.write_parquet(fh, compression="zstd", statistics=True, metadata=metadata)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, str(path))
@@ -67,7 +68,7 @@ def write_parquet_atomic(frame: pl.DataFrame, path: UPath | Path) -> None:
             raise
     else:
         with path.open("wb") as fh:
-            frame.write_parquet(fh, compression="zstd", statistics=True)
+            frame.write_parquet(fh, compression="zstd", statistics=True, metadata=metadata)
 
 
 class PartitionStore:

@@ -39,6 +39,7 @@ from quant_assets.lakehouse.catalog import (
     constituents_without_tick_size,
     missing_tick_sizes,
 )
+from quant_assets.lakehouse.bars_cache import BarsCache
 from quant_assets.lakehouse.contracts import contract_problems
 from quant_assets.orchestration.metadata import check_result, frame_metadata, picture
 from quant_assets.orchestration.resources import (
@@ -112,14 +113,19 @@ def _days(context: AssetExecutionContext) -> list[tuple[str, date]]:
 
 
 def _prices(
-    market_data: MarketDataResource, symbols_by_day: dict[str, list[str]], lookback_days: int
+    market_data: MarketDataResource,
+    lakehouse: LakehouseResource,
+    symbols_by_day: dict[str, list[str]],
+    lookback_days: int,
 ) -> PriceMatrix:
     """Bars of every symbol any day of the run needs, from the first day's lookback to the last
-    day, pivoted once; each day cuts its own window (identical to fetching it alone)."""
+    day, through the lakehouse's bars cache (the source is asked only for days not cached yet),
+    pivoted once; each day cuts its own window (identical to fetching it alone)."""
     days = sorted(symbols_by_day)
     symbols = sorted(set().union(*symbols_by_day.values()))
     first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
-    bars = market_data.get_source().daily_bars(symbols, first - timedelta(days=lookback_days), last)
+    cache = BarsCache(lakehouse.store().root)
+    bars = cache.bars(market_data.get_source().daily_bars, symbols, first - timedelta(days=lookback_days), last)
     return PriceMatrix.from_bars(bars)
 
 
@@ -243,7 +249,7 @@ def regime(
         known = [d.isoformat() for d in window if d.isoformat() in universes]
         universe = pl.concat([universes[k] for k in known]).filter(pl.col("in_universe"))
         members[key] = (window, known, universe["symbol"].unique().sort().to_list())
-    prices = _prices(market_data, {key: symbols for key, (_, _, symbols) in members.items()},
+    prices = _prices(market_data, lakehouse, {key: symbols for key, (_, _, symbols) in members.items()},
                      settings.regime_lookback_days)
     frames, newest = {}, max(members)
     for key, (window, known, symbols) in members.items():
@@ -285,7 +291,7 @@ def covariance(
     """Ledoit-Wolf covariance of the signal legs' daily returns (SHORT legs sign-flipped), long form."""
     settings, store = risk.settings(), lakehouse.store()
     legs = {key: selected_signals(signals[key]) for key, _ in _days(context)}
-    prices = _prices(market_data, {k: leg["symbol"].to_list() for k, leg in legs.items()}, settings.lookback_days)
+    prices = _prices(market_data, lakehouse, {k: leg["symbol"].to_list() for k, leg in legs.items()}, settings.lookback_days)
     frames, newest = {}, max(legs)
     for key, day in _days(context):
         frame, info = estimate_signal_covariance(prices, legs[key], day, settings)
@@ -319,7 +325,7 @@ def barbell_weights(
     """Barbell portfolio: max-diversification core plus antifragile aggressors, split by regime."""
     settings, store = risk.settings(), lakehouse.store()
     legs = {key: selected_signals(signals[key]) for key, _ in _days(context)}
-    prices = _prices(market_data, {k: leg["symbol"].to_list() for k, leg in legs.items()}, settings.lookback_days)
+    prices = _prices(market_data, lakehouse, {k: leg["symbol"].to_list() for k, leg in legs.items()}, settings.lookback_days)
     frames, untradeable, newest = {}, {}, max(legs)
     for key, day in _days(context):
         label = regime[key]["regime"][0]

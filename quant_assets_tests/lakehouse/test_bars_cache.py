@@ -9,9 +9,10 @@ from aiohttp.test_utils import TestServer
 
 from quant_assets.errors import ValidationError
 from quant_assets.lakehouse.bars_cache import BarsCache, symbol_file_name
-from quant_assets.sources.chart_feed import ChartFeedClient, ChartFeedSettings
+from quant_assets.sources.chart_feed import ChartFeedSettings
 from quant_assets.sources.fake_chart_feed import FakeChartFeed
 from quant_assets.sources.synthetic import SyntheticMarketConfig, get_market
+from quant_assets.sources.tradingview import ScannerSettings, TradingViewSource
 
 MARKET = get_market(SyntheticMarketConfig(n_instruments=200, seed=3))
 
@@ -28,7 +29,7 @@ def test_no_symbol_escapes_the_cache_or_collides(tmp_path, symbol):
     cache = BarsCache(tmp_path)
     name = symbol_file_name(symbol)
     assert "/" not in name and "\\" not in name and not name.startswith(".") and name.endswith(".parquet")
-    cache.append(symbol, _bars(symbol, date(2024, 1, 1), 3))
+    cache.append(symbol, _bars(symbol, date(2024, 1, 1), 3), (date(2024, 1, 1), date(2024, 1, 3)))
     assert cache.path(symbol).parent == cache.dir  # one level below _bars, always
     assert [p.name for p in cache.dir.iterdir()] == [name]
     assert cache.read(symbol)["symbol"].to_list() == [symbol] * 3
@@ -47,50 +48,72 @@ def test_empty_or_overlong_symbol_is_rejected(bad):
 
 def test_append_keeps_cached_history_and_adds_only_new_dates(tmp_path):
     cache = BarsCache(tmp_path)
-    assert cache.append("X:A", _bars("X:A", date(2024, 1, 1), 5, close=1.0)) == 5
+    jan = (date(2024, 1, 1), date(2024, 1, 31))
+    assert cache.append("X:A", _bars("X:A", date(2024, 1, 1), 5, close=1.0), jan)[0].height == 5
     # An overlapping fetch with a revised close: cached dates keep their bars, new ones are added.
-    assert cache.append("X:A", _bars("X:A", date(2024, 1, 4), 5, close=2.0)) == 3
+    assert cache.append("X:A", _bars("X:A", date(2024, 1, 4), 5, close=2.0), jan)[0].height == 8
     bars = cache.read("X:A")
     assert bars["date"].to_list() == [date(2024, 1, 1) + timedelta(days=i) for i in range(8)]
     assert bars["close"].to_list() == [1.0] * 5 + [2.0] * 3
-    assert cache.read("X:A", end=date(2024, 1, 2)).height == 2
+    assert cache.coverage("X:A") == jan
     with pytest.raises(ValidationError, match="bars of other symbols"):
-        cache.append("X:A", _bars("X:B", date(2024, 2, 1), 1))
+        cache.append("X:A", _bars("X:B", date(2024, 1, 1), 1), jan)
+    with pytest.raises(ValidationError, match="outside the span fetched"):
+        cache.append("X:A", _bars("X:A", date(2024, 2, 1), 1), jan)
 
 
-def test_fill_fetches_only_what_is_missing(tmp_path):
+def test_only_days_outside_the_coverage_are_fetched(tmp_path):
     cache, calls = BarsCache(tmp_path), []
 
-    def fetch(symbols, n_bars):
-        calls.append((sorted(symbols), n_bars))
-        end = date(2024, 1, 10)
-        return {s: _bars(s, end - timedelta(days=n_bars - 1), n_bars) for s in symbols}
+    def fetch(symbols, start, end):
+        calls.append((sorted(symbols), start, end))
+        return MARKET.bars(start, end, symbols)
 
-    assert cache.fill(fetch, ["X:A", "X:B"], date(2024, 1, 10), history_days=10) == {"X:A": 10, "X:B": 10}
-    assert cache.fill(fetch, ["X:A", "X:B"], date(2024, 1, 10), history_days=10) == {"X:A": 0, "X:B": 0}
-    assert calls == [(["X:A", "X:B"], 10)]  # nothing fetched the second time
+    symbols = MARKET.screen(date(2024, 6, 1))["symbol"].head(3).to_list()
+    first = cache.bars(fetch, symbols, date(2024, 3, 1), date(2024, 4, 30))
+    assert first.equals(MARKET.bars(date(2024, 3, 1), date(2024, 4, 30), symbols))
+    assert cache.bars(fetch, symbols, date(2024, 3, 10), date(2024, 4, 20)).height < first.height
+    assert len(calls) == 1  # covered: nothing fetched again
+    wider = cache.bars(fetch, symbols, date(2024, 2, 1), date(2024, 5, 31))
+    assert wider.equals(MARKET.bars(date(2024, 2, 1), date(2024, 5, 31), symbols))
+    assert calls[1:] == [(sorted(symbols), date(2024, 2, 1), date(2024, 2, 29)),
+                         (sorted(symbols), date(2024, 5, 1), date(2024, 5, 31))]  # only the gaps
+    assert cache.coverage(symbols[0]) == (date(2024, 2, 1), date(2024, 5, 31))
 
 
-def test_incremental_fill_from_the_chart_feed_matches_one_full_fetch(tmp_path):
+def test_a_day_without_trading_inside_the_coverage_is_not_refetched(tmp_path):
+    cache, calls = BarsCache(tmp_path), []
+    stock = next(s for s in MARKET.screen(date(2024, 6, 1))["symbol"] if s.startswith(("NYSE:", "NASDAQ:")))
+
+    def fetch(symbols, start, end):
+        calls.append((start, end))
+        return MARKET.bars(start, end, symbols)
+
+    cache.bars(fetch, [stock], date(2024, 6, 1), date(2024, 6, 9))  # two weekends
+    cache.bars(fetch, [stock], date(2024, 6, 1), date(2024, 6, 9))
+    assert calls == [(date(2024, 6, 1), date(2024, 6, 9))]
+
+
+def test_bars_from_the_live_source_through_the_fake_chart_feed(tmp_path):
     symbols = MARKET.screen(date(2024, 6, 1)).sort("Value.Traded", descending=True)["symbol"].head(3).to_list()
 
-    def fill(cache: BarsCache, feed: FakeChartFeed, end: date) -> dict[str, int]:
-        async def fetch(wanted, n_bars):
+    def fetch_from(feed: FakeChartFeed):
+        async def serve_and_fetch(wanted, start, end):
             server = TestServer(feed.app(), host="127.0.0.1")
             await server.start_server()
             try:
-                client = ChartFeedClient(ChartFeedSettings(url=str(server.make_url("/socket.io/websocket"))))
-                return await client.fetch_many(wanted, n_bars)
+                source = TradingViewSource(
+                    ScannerSettings(), today=lambda: feed.as_of,
+                    chart_settings=ChartFeedSettings(url=str(server.make_url("/socket.io/websocket"))))
+                return await asyncio.get_running_loop().run_in_executor(None, source.daily_bars, wanted, start, end)
             finally:
                 await server.close()
 
-        return cache.fill(lambda wanted, n_bars: asyncio.run(fetch(wanted, n_bars)), symbols, end, history_days=200)
+        return lambda wanted, start, end: asyncio.run(serve_and_fetch(wanted, start, end))
 
-    incremental = BarsCache(tmp_path / "inc")
-    fill(incremental, FakeChartFeed(MARKET, date(2024, 5, 20)), date(2024, 5, 20))
-    added = fill(incremental, FakeChartFeed(MARKET, date(2024, 6, 3)), date(2024, 6, 3))
-    assert all(0 < n <= 14 for n in added.values())  # only the days after the first fill
-    for symbol in symbols:
-        expected = MARKET.bars(date(2021, 1, 1), date(2024, 6, 3), [symbol])
-        expected = expected.filter(pl.col("date") >= incremental.read(symbol)["date"].min())
-        assert incremental.read(symbol).equals(expected.select(incremental.read(symbol).columns)), symbol
+    cache = BarsCache(tmp_path)
+    cache.bars(fetch_from(FakeChartFeed(MARKET, date(2024, 5, 20))), symbols, date(2024, 1, 1), date(2024, 5, 20))
+    feed = FakeChartFeed(MARKET, date(2024, 6, 3))
+    bars = cache.bars(fetch_from(feed), symbols, date(2024, 1, 1), date(2024, 6, 3))  # incremental fill
+    assert bars.equals(MARKET.bars(date(2024, 1, 1), date(2024, 6, 3), symbols))
+    assert all(feed.connections[s] == 1 for s in symbols)
