@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
@@ -90,8 +90,9 @@ def test_screen_live_source_against_fake_scanner(fake_scanner_url, monkeypatch, 
     assert live.select("symbol", "rank").equals(pl.read_parquet(offline).select("symbol", "rank"))
 
 
-def test_screen_live_source_refuses_past_dates(fake_scanner_url, monkeypatch, capsys):
+def test_screen_live_source_refuses_future_dates(fake_scanner_url, monkeypatch, capsys):
     monkeypatch.setenv(URL_ENV, fake_scanner_url)
-    code = cli.main(["screen", "--source", "tradingview", "--date", "2024-06-03", "--config", FUTURES])
+    tomorrow = (datetime.now(timezone.utc).date() + timedelta(days=1)).isoformat()
+    code = cli.main(["screen", "--source", "tradingview", "--date", tomorrow, "--config", FUTURES])
     assert code == 1
-    assert "only knows today" in capsys.readouterr().err
+    assert "knows nothing after today" in capsys.readouterr().err

@@ -145,7 +145,8 @@ def raw_screen(
     lakehouse: LakehouseResource,
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Top instruments by Value.Traded per screening config, as the screener saw them at the close."""
-    source, store = market_data.get_source(), lakehouse.store()
+    store = lakehouse.store()
+    source = market_data.get_source(bars_cache_root=store.root)
     frames, failures = {}, {}
     days = _days(context)
     try:
@@ -162,10 +163,15 @@ def raw_screen(
         raise Failure(f"raw_screen {span}: {exc}", allow_retries=False) from exc
     for key, day in days:
         per_config = frames[key].group_by("config").len().sort("config")
+        reconstructed = int(frames[key]["reconstructed"].sum()) if "reconstructed" in frames[key].columns else 0
         context.add_asset_metadata({
             **frame_metadata(frames[key], store.path("raw_screen", day)),
             "rows_per_config": {r["config"]: r["len"] for r in per_config.iter_rows(named=True)},
             "failed_configs": failures[key] or "none",
+            "reconstructed": (
+                f"{reconstructed} rows recomputed from cached daily bars, not seen by the scanner that "
+                "day; only instruments listed today can appear (survivorship)"
+            ) if reconstructed else "none",
         }, partition_key=key)
     yield Output(frames)
     yield _contract_check("raw_screen", frames)

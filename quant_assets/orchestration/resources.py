@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 from dagster import ConfigurableResource
@@ -27,11 +28,13 @@ class MarketDataResource(ConfigurableResource):
     tradingview_url: str = ""
     perturb_after: str = ""
 
-    def get_source(self) -> MarketSource:
+    def get_source(self, bars_cache_root: str | os.PathLike[str] | None = None) -> MarketSource:
+        """The source; the live one keeps the bars of past screens under ``bars_cache_root``."""
         return open_source(
             self.source, seed=self.seed, n_instruments=self.n_instruments,
             tradingview_url=self.tradingview_url,
             perturb_after=date.fromisoformat(self.perturb_after) if self.perturb_after else None,
+            bars_cache_root=bars_cache_root,
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import polars as pl
 
@@ -66,3 +66,17 @@ class MarketSource(Protocol):
     def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> pl.DataFrame:
         """Return bars (:data:`BAR_COLUMNS`) for ``symbols`` with ``start <= date <= end``."""
         ...
+
+
+def answer_each(
+    answer: Callable[[ScanQuery], pl.DataFrame], queries: Sequence[ScanQuery]
+) -> list[pl.DataFrame | QuantAssetsError]:
+    """``answer`` for each query in turn; a failing query's slot holds its error, so one bad
+    config does not sink the others (the contract of :meth:`MarketSource.scan_many`)."""
+    answers: list[pl.DataFrame | QuantAssetsError] = []
+    for query in queries:
+        try:
+            answers.append(answer(query))
+        except QuantAssetsError as exc:
+            answers.append(exc)
+    return answers

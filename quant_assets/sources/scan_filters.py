@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from quant_assets.errors import SourceResponseError
-from quant_assets.sources.base import ScanFilter
+from quant_assets.sources.base import ScanFilter, ScanQuery
 
 _COMPARISONS = ("greater", "egreater", "less", "eless", "equal", "nequal")
 
@@ -162,3 +162,24 @@ def apply_scan_filters(
         return frame.filter(*expressions)
     except pl.exceptions.PolarsError as exc:
         raise SourceResponseError(f"the filters of {_asker(label)} cannot be evaluated: {exc}") from exc
+
+
+def answer_query(screen: pl.DataFrame, query: ScanQuery) -> pl.DataFrame:
+    """What the screener answers ``query`` from a full ``screen``: its markets, its filters, its
+    sort (then symbol), its first ``limit`` rows, ``symbol`` and its columns.
+
+    Raises
+    ------
+    SourceResponseError
+        On a field the screen does not have (filter, sort or column), naming the field and the
+        query's label.
+    """
+    frame = screen.filter(pl.col("market").is_in(list(query.markets)))
+    frame = apply_scan_filters(frame, query.filters, label=query.label)
+    if query.sort_by not in frame.columns:
+        raise unknown_field_error(query.sort_by, query.label, where="sort")
+    missing = [c for c in query.columns if c not in frame.columns]
+    if missing:
+        raise unknown_field_error(missing[0], query.label, where="columns")
+    frame = frame.sort([query.sort_by, "symbol"], descending=[query.descending, False], nulls_last=True)
+    return frame.head(query.limit).select("symbol", *(c for c in query.columns if c != "symbol"))

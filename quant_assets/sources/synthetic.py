@@ -34,8 +34,8 @@ import polars as pl
 
 from quant_assets.errors import ConfigError, QuantAssetsError, ValidationError
 from quant_assets.sources import indicators
-from quant_assets.sources.base import BAR_COLUMNS, BAR_SCHEMA, ScanQuery
-from quant_assets.sources.scan_filters import apply_scan_filters, unknown_field_error
+from quant_assets.sources.base import BAR_COLUMNS, BAR_SCHEMA, ScanQuery, answer_each
+from quant_assets.sources.scan_filters import answer_query
 
 #: Columns of :meth:`SyntheticMarket.screen`, named as the screener names them.
 SCREEN_COLUMNS: tuple[str, ...] = (
@@ -1302,26 +1302,11 @@ class SyntheticSource:
         ValidationError
             If ``as_of`` is before the market's start.
         """
-        frame = self.market.screen(as_of)
-        frame = frame.filter(pl.col("market").is_in(list(query.markets)))
-        frame = apply_scan_filters(frame, query.filters, label=query.label)
-        if query.sort_by not in frame.columns:
-            raise unknown_field_error(query.sort_by, query.label, where="sort")
-        missing = [c for c in query.columns if c not in frame.columns]
-        if missing:
-            raise unknown_field_error(missing[0], query.label, where="columns")
-        frame = frame.sort([query.sort_by, "symbol"], descending=[query.descending, False], nulls_last=True)
-        return frame.head(query.limit).select("symbol", *(c for c in query.columns if c != "symbol"))
+        return answer_query(self.market.screen(as_of), query)
 
     def scan_many(self, as_of: date, queries: Sequence[ScanQuery]) -> list[pl.DataFrame | QuantAssetsError]:
         """:meth:`scan` for each query in turn; a failing query's slot holds its error."""
-        answers: list[pl.DataFrame | QuantAssetsError] = []
-        for query in queries:
-            try:
-                answers.append(self.scan(as_of, query))
-            except QuantAssetsError as exc:
-                answers.append(exc)
-        return answers
+        return answer_each(lambda query: self.scan(as_of, query), queries)
 
     def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> pl.DataFrame:
         """Bars (:data:`BAR_COLUMNS`) of ``symbols`` with ``start <= date <= end``.

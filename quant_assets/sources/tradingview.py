@@ -26,7 +26,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, TypeVar
 from urllib.parse import urlsplit
@@ -35,10 +35,11 @@ import aiohttp
 import polars as pl
 
 from quant_assets.errors import ConfigError, QuantAssetsError, SourceConnectionError, SourceResponseError
-from quant_assets.sources.base import BAR_SCHEMA, ScanFilter, ScanQuery
+from quant_assets.sources.base import BAR_SCHEMA, ScanFilter, ScanQuery, answer_each
 from quant_assets.sources.scan_filters import unknown_field_error
 
 if TYPE_CHECKING:  # chart_feed imports this module's RetryPolicy
+    from quant_assets.lakehouse.bars_cache import BarsCache
     from quant_assets.sources.chart_feed import ChartFeedSettings
 
 _LOGGER = logging.getLogger(__name__)
@@ -680,6 +681,13 @@ class TradingViewSource:
     chart_settings : ChartFeedSettings, optional
         The chart websocket that serves daily bars; its URL defaults to
         ``$QUANT_ASSETS_TRADINGVIEW_CHART_URL``, else TradingView's.
+    bars_cache : BarsCache, optional
+        Where bars for past screens are kept between runs (else they are fetched each time).
+
+    A past date's screen is reconstructed (:mod:`quant_assets.sources.reconstruct`): today's
+    ``universe_size`` most traded instruments of each market, their bars over the
+    ``history_days`` before the date, the screen recomputed from them and the query answered
+    from it; rows carry ``reconstructed = true``. Only instruments listed today can appear.
     """
 
     name = "tradingview"
@@ -689,6 +697,9 @@ class TradingViewSource:
         settings: ScannerSettings | None = None,
         today: Callable[[], date] | None = None,
         chart_settings: ChartFeedSettings | None = None,
+        bars_cache: BarsCache | None = None,
+        history_days: int = 400,
+        universe_size: int = 1000,
     ) -> None:
         self.settings = settings if settings is not None else ScannerSettings.from_env()
         self._today = today or _utc_today
@@ -697,25 +708,47 @@ class TradingViewSource:
 
             chart_settings = ChartFeedSettings()
         self.chart_settings = chart_settings
+        self.bars_cache, self.history_days, self.universe_size = bars_cache, history_days, universe_size
+        self._universe: dict[str, pl.DataFrame] = {}  # market -> today's rows, fetched once
+        self._screens: dict[tuple[str, date], pl.DataFrame] = {}  # (market, day) -> reconstructed
 
     def __repr__(self) -> str:
         return f"TradingViewSource({self.settings!r})"
 
-    def _check_today(self, as_of: date) -> None:
-        today = self._today()
-        if as_of != today:
-            raise SourceResponseError(
-                f"the live TradingView scanner only knows today's screen ({today.isoformat()}), not "
-                f"{as_of.isoformat()}; screens of past dates are not reconstructed from bars yet"
-            )
+    def _reconstructed(self, market: str, as_of: date) -> pl.DataFrame:
+        """The screen of ``market`` at the close of ``as_of``, recomputed from bars."""
+        from quant_assets.sources.reconstruct import DESCRIPTIVE_COLUMNS, reconstruct_screen
+
+        if market not in self._universe:
+            columns = tuple(dict.fromkeys((*DESCRIPTIVE_COLUMNS, "close", "volume", "Value.Traded", "market_cap_calc")))
+            query = ScanQuery(markets=(market,), columns=columns, limit=self.universe_size,
+                              label=f"reconstruction universe ({market})")
+            (rows,) = self.scan_many(self._today(), [query])
+            if isinstance(rows, QuantAssetsError):
+                raise rows
+            self._universe[market] = rows.with_columns(market=pl.lit(market))
+        if (market, as_of) not in self._screens:
+            today = self._universe[market]
+            symbols, start = today["symbol"].to_list(), as_of - timedelta(days=self.history_days)
+            bars = (self.bars_cache.bars(self.daily_bars, symbols, start, as_of) if self.bars_cache is not None
+                    else self.daily_bars(symbols, start, as_of))
+            self._screens[(market, as_of)] = reconstruct_screen(bars, today, as_of)
+        return self._screens[(market, as_of)]
+
+    def _answer_past(self, as_of: date, query: ScanQuery) -> pl.DataFrame:
+        from quant_assets.sources.scan_filters import answer_query
+
+        screen = pl.concat([self._reconstructed(m, as_of) for m in query.markets], how="diagonal_relaxed")
+        return answer_query(screen, query).with_columns(reconstructed=pl.lit(True))
 
     def scan(self, as_of: date, query: ScanQuery) -> pl.DataFrame:
-        """Today's screen for ``query``: ``symbol``, ``market`` + ``query.columns``, sorted and cut.
+        """The screen for ``query``: ``symbol`` + ``query.columns``, sorted and cut; live today,
+        reconstructed from bars for a past date.
 
         Raises
         ------
         SourceResponseError
-            ``as_of`` is not today, or the scanner rejected or kept failing the query.
+            ``as_of`` is after today, or the scanner rejected or kept failing the query.
         SourceConnectionError
             The scanner could not be reached.
         """
@@ -725,16 +758,23 @@ class TradingViewSource:
         return result
 
     def scan_many(self, as_of: date, queries: Sequence[ScanQuery]) -> list[pl.DataFrame | QuantAssetsError]:
-        """Every query at once over one session; per query its frame or its error, in order.
+        """Every query; per query its frame or its error, in order. Today's are asked of the
+        scanner at once over one session; a past date's are answered from reconstructed screens.
 
         Raises
         ------
         SourceResponseError
-            ``as_of`` is not today.
+            ``as_of`` is after today.
         """
-        self._check_today(as_of)
-        results = _run_sync(scan_all([(str(i), q) for i, q in enumerate(queries)], self.settings))
-        return [results[str(i)] for i in range(len(queries))]
+        today = self._today()
+        if as_of > today:
+            raise SourceResponseError(
+                f"the TradingView source knows nothing after today ({today.isoformat()}), asked for {as_of.isoformat()}"
+            )
+        if as_of == today:
+            results = _run_sync(scan_all([(str(i), q) for i, q in enumerate(queries)], self.settings))
+            return [results[str(i)] for i in range(len(queries))]
+        return answer_each(lambda query: self._answer_past(as_of, query), queries)
 
     def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> pl.DataFrame:
         """Daily bars with ``start <= date <= end`` from the chart websocket (the feed serves the

@@ -17,6 +17,7 @@ from quant_assets.lakehouse import sql
 from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.orchestration.assets import ASSETS
 from quant_assets.orchestration.jobs import build_resources
+from quant_assets.orchestration.resources import MarketDataResource
 from quant_assets.pipeline import QuantitativePipeline
 
 ASSET_NAMES = ["raw_screen", "liquid_universe", "signals", "regime", "covariance",
@@ -125,8 +126,9 @@ def test_lookahead_audit_changed_future_leaves_partition_byte_identical(lake, tm
     day = DAYS[1]
     _copy_past_universe(root, tmp_path, day)  # the same past; only the future differs
     resources = build_resources(lakehouse_root=str(tmp_path), **SMALL)
-    resources["market_data"] = resources["market_data"].model_copy(
-        update={"perturb_after": day.isoformat()})
+    # A new resource (model_copy would not reach the run: Dagster rebuilds resources from their
+    # init values).
+    resources["market_data"] = MarketDataResource(perturb_after=day.isoformat(), **SMALL)
     perturbed = resources["market_data"].get_source().market
     original = build_resources(**SMALL)["market_data"].get_source().market
     after = day + timedelta(days=1)

@@ -27,7 +27,11 @@ from quant_assets.errors import (
     SourceResponseError,
 )
 from quant_assets.sources.base import ScanFilter, ScanQuery
+from quant_assets.lakehouse.bars_cache import BarsCache
+from quant_assets.sources.chart_feed import ChartFeedSettings
+from quant_assets.sources.fake_chart_feed import FakeChartFeed
 from quant_assets.sources.fake_scanner import FakeScanner, FaultPlan
+from quant_assets.sources.scan_filters import answer_query
 from quant_assets.sources.synthetic import SyntheticMarket, SyntheticMarketConfig, SyntheticSource
 from quant_assets.sources.tradingview import (
     COOKIE_ENV,
@@ -85,12 +89,14 @@ def client_scan(
 
 
 @contextlib.contextmanager
-def fake_in_thread(market: SyntheticMarket, plan: FaultPlan | None = None) -> Iterator[FakeScanner]:
+def fake_in_thread(
+    market: SyntheticMarket, plan: FaultPlan | None = None, as_of: date = AS_OF
+) -> Iterator[FakeScanner]:
     """The fake on its own event loop in a thread, for the synchronous TradingViewSource."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    fake = FakeScanner(market, AS_OF, plan)
+    fake = FakeScanner(market, as_of, plan)
     try:
         asyncio.run_coroutine_threadsafe(fake.__aenter__(), loop).result(timeout=10)
         try:
@@ -459,10 +465,48 @@ def test_cookie_is_sent_but_never_shown(
 # ---------------------------------------------------------------------------------------------
 
 
-def test_tradingview_source_refuses_a_past_date() -> None:
+def test_tradingview_source_refuses_a_future_date() -> None:
     source = TradingViewSource(ScannerSettings(), today=lambda: date(2024, 5, 2))
-    with pytest.raises(SourceResponseError, match=r"only knows today's screen \(2024-05-02\).*2024-05-01.*not reconstructed"):
-        source.scan(date(2024, 5, 1), QUERY)
+    with pytest.raises(SourceResponseError, match=r"nothing after today \(2024-05-02\), asked for 2024-05-03"):
+        source.scan(date(2024, 5, 3), QUERY)
+
+
+@contextlib.contextmanager
+def chart_feed_in_thread(market: SyntheticMarket, as_of: date = AS_OF) -> Iterator[str]:
+    """The fake chart feed on its own event loop in a thread; yields its websocket URL."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runner = web.AppRunner(FakeChartFeed(market, as_of).app(), shutdown_timeout=1.0)
+    try:
+        asyncio.run_coroutine_threadsafe(runner.setup(), loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(web.TCPSite(runner, "127.0.0.1", 0).start(), loop).result(timeout=10)
+        host, port = runner.addresses[0][:2]
+        yield f"ws://{host}:{port}/socket.io/websocket"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_past_screen_is_reconstructed_from_bars(market: SyntheticMarket, tmp_path) -> None:
+    past = date(2023, 3, 1)
+    # Price-only fields, so today's supply or tick size cannot enter the comparison.
+    query = ScanQuery(markets=("crypto",), columns=("close", "Value.Traded", "change", "Perf.W"),
+                      filters=(ScanFilter("Value.Traded", "greater", 1e6),), limit=40, label="past")
+    with fake_in_thread(market) as fake, chart_feed_in_thread(market) as chart_url:
+        source = TradingViewSource(settings_for(fake), today=lambda: AS_OF,
+                                   chart_settings=ChartFeedSettings(url=chart_url),
+                                   bars_cache=BarsCache(tmp_path), history_days=1000)
+        ours = source.scan(past, query)
+    assert ours["reconstructed"].all() and ours.height == 40
+    # The synthetic screener's own answer that day, less what was delisted before today.
+    listed_today = set(market.screen(AS_OF)["symbol"])
+    truth = answer_query(market.screen(past).filter(pl.col("symbol").is_in(list(listed_today))), query)
+    assert ours.drop("reconstructed").equals(truth)
+    assert len(list((tmp_path / "_bars").iterdir())) > 40  # the bars were cached for the next run
+
 
 
 def test_tradingview_source_scans_today_from_the_fake(market: SyntheticMarket) -> None:
