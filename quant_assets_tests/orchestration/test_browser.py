@@ -65,12 +65,17 @@ def _button(text: str) -> str:
 
 def _click(driver, xpath: str, what: str, timeout_s: float = 60) -> None:
     """Click the element a user would; a fresh instance greets its first visitor with a dialog
-    that can pop up over the page at any moment: skip it, as a user would, and click again."""
+    that can pop up over the page at any moment: skip it, as a user would, and click again.
+    When that dialog opened under another one (the launch dialog), its Skip button is covered:
+    it waits until the dialog on top closes."""
     from selenium.common.exceptions import ElementClickInterceptedException
 
     def clicked(d) -> bool:
         for skip in _visible(d, _button("Skip")):
-            skip.click()
+            try:
+                skip.click()
+            except ElementClickInterceptedException:
+                pass
         targets = _visible(d, xpath)
         if not targets:
             return False
@@ -94,9 +99,9 @@ def test_materialise_a_partition_from_the_asset_graph(dagster_dev, browser, tmp_
     _click(driver, _button("Materialize all…"), "the asset graph's 'Materialize all…' button")
     _until(driver, "the partition dialog", lambda d: _visible(d, "//*[contains(., 'Launch runs to materialize 7 assets')]"), 60)
     _click(driver, "//*[normalize-space()='Show all partitions']", "the 'Show all partitions' link", 30)
-    partitions = _until(driver, "the partition selection box", lambda d: [
-        e for e in d.find_elements(By.CSS_SELECTOR, "input[type=text]")
-        if e.is_displayed() and e.get_attribute("placeholder") != "Jump to…"], 30)[0]
+    # Inside the launch dialog: the welcome dialog (open under it, or not) has a text box too.
+    partitions = _until(driver, "the partition selection box", lambda d: _visible(
+        d, "//div[@role='dialog'][.//*[text()='Launch runs to materialize 7 assets']]//input[@type='text']"), 30)[0]
     partitions.click()
     partitions.send_keys(Keys.CONTROL, "a")
     partitions.send_keys(Keys.DELETE)
