@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 export QUANT_ASSETS_LAKEHOUSE ?= $(CURDIR)/data/lakehouse
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
@@ -21,6 +22,11 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .
 	touch $(STAMP)
 
+# The runtime plus the `test` extra (pytest, selenium, import-linter).
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	touch $(TEST_STAMP)
+
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/quant-assets run
 
@@ -36,7 +42,7 @@ browser:
 			|| echo "browser test will skip: apt-get install chromium chromium-driver failed"; \
 	fi
 
-test: $(STAMP) browser
+test: $(TEST_STAMP) browser
 	$(BIN)/python -m pytest -q
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

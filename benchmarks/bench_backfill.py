@@ -18,9 +18,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from quant_assets.lakehouse.store import PartitionStore
-from quant_assets.orchestration.assets import ASSETS, UNIVERSE_WINDOW_DAYS
+from quant_assets.orchestration.assets import ASSETS
 from quant_assets.orchestration.jobs import build_resources
 from quant_assets.orchestration.runner import materialise_days
+from quant_assets.risk.daily import UNIVERSE_WINDOW_DAYS
 
 YEAR = [date(2023, 1, 1) + timedelta(days=i) for i in range(365)]
 SAMPLE = YEAR[150:180]  # one run per partition: 30 days, extrapolated

@@ -15,7 +15,7 @@ from datetime import date
 import polars as pl
 
 from benchmarks.servers import free_port, start_server
-from quant_assets.sources.chart_feed import ChartFeedClient, ChartFeedSettings
+from quant_assets.sources.tradingview.chart_feed import ChartFeedClient, ChartFeedSettings
 from quant_assets.sources.synthetic import SyntheticMarketConfig, get_market
 
 AS_OF = date(2024, 6, 3)
@@ -36,7 +36,7 @@ def main() -> None:
         "Value.Traded", descending=True)["symbol"].head(N_SYMBOLS).to_list()
     port = free_port()
     server = start_server(
-        [sys.executable, "-m", "quant_assets.sources.fake_chart_feed", "--port", str(port),
+        [sys.executable, "-m", "quant_assets.testing.fake_chart_feed", "--port", str(port),
          "--date", AS_OF.isoformat(), "--latency", str(LATENCY_S)], port, "the fake chart feed")
     url = f"ws://127.0.0.1:{port}/socket.io/websocket"
     try:

@@ -16,7 +16,7 @@ import polars as pl
 
 from quant_assets.risk.returns import build_returns_panel, equal_weight_market_returns
 from quant_assets.risk.regime import detect_regimes
-from quant_assets.risk.stage import RiskSettings
+from quant_assets.risk.settings import RiskSettings
 from quant_assets.sources.synthetic import SyntheticMarketConfig, SyntheticSource
 
 START, END = date(2022, 1, 1), date(2026, 11, 24)

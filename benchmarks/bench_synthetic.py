@@ -12,7 +12,7 @@ from typing import TypeVar
 import numpy as np
 import polars as pl
 
-from quant_assets.sources import indicators
+from quant_assets.sources.screener import indicators
 from quant_assets.sources.synthetic import SyntheticMarket, SyntheticMarketConfig
 
 N_INSTRUMENTS = 10_000

@@ -1,26 +1,22 @@
 """``quant-assets``: run the daily workflow over a range of days, run stages 1-2 alone, serve the
-fake scanner, or query the lakehouse with SQL."""
+fake scanner, or query the lakehouse with SQL.
+
+Each command imports what it needs when it runs (Dagster, DuckDB, the market simulation), so
+``--help`` and argument errors answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from datetime import date, datetime, timedelta, timezone
-from typing import Sequence
-
-import duckdb
-import polars as pl
-from upath import UPath
+from typing import TYPE_CHECKING, Sequence
 
 from quant_assets.errors import QuantAssetsError
-from quant_assets.lakehouse import sql
-from quant_assets.lakehouse.store import write_parquet_atomic
-from quant_assets.orchestration.runner import Progress
-from quant_assets.pipeline import QuantitativePipeline, last_complete_day
-from quant_assets.screening.config import resolve_configs
-from quant_assets.screening.discovery import fetch_raw_screen
-from quant_assets.screening.gates import select_liquid_universe, select_signals
-from quant_assets.sources.registry import SOURCES, open_source
+from quant_assets.sources.registry import SOURCES
+
+if TYPE_CHECKING:
+    from quant_assets.orchestration.runner import Progress
 
 DEFAULT_DAYS = 7
 
@@ -99,6 +95,11 @@ def _print_progress(p: Progress) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from quant_assets.lakehouse import sql
+    from quant_assets.pipeline import QuantitativePipeline, last_complete_day
+
     end = args.end or last_complete_day()
     start = args.start or end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
@@ -128,6 +129,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _screen(args: argparse.Namespace) -> int:
+    import polars as pl
+    from upath import UPath
+
+    from quant_assets.lakehouse.store import write_parquet_atomic
+    from quant_assets.pipeline import last_complete_day
+    from quant_assets.screening.config import resolve_configs
+    from quant_assets.screening.discovery import fetch_raw_screen
+    from quant_assets.screening.gates import select_liquid_universe, select_signals
+    from quant_assets.sources.registry import open_source
+
     if args.output and not args.output.endswith((".parquet", ".csv")):
         raise QuantAssetsError(f"--output {args.output}: expected a .parquet or .csv file name")
     configs = resolve_configs(args.config)
@@ -156,8 +167,7 @@ def _screen(args: argparse.Namespace) -> int:
 
 
 def _fake_scanner(args: argparse.Namespace) -> int:
-    # Imported here: the server is only needed for demos and tests.
-    from quant_assets.sources.fake_scanner import serve
+    from quant_assets.testing.fake_scanner import serve
 
     serve(args.port, args.seed, args.instruments, args.date, args.latency,
           jitter_s=args.jitter, fault_rate=args.fault_rate)
@@ -165,6 +175,10 @@ def _fake_scanner(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from quant_assets.lakehouse import sql
+
     frame = sql.query(args.query, args.lakehouse)
     if args.format == "csv":
         sys.stdout.write(frame.write_csv())
@@ -178,6 +192,8 @@ def _sql(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    import duckdb
+
     try:
         commands = {"run": _run, "screen": _screen, "fake-scanner": _fake_scanner, "sql": _sql}
         return commands[args.command](args)

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from quant_assets import cli
-from quant_assets.sources.fake_scanner import FakeScanner
+from quant_assets.testing.fake_scanner import FakeScanner
 from quant_assets.sources.synthetic import SyntheticMarket, SyntheticMarketConfig
 from quant_assets.sources.tradingview import URL_ENV
 from quant_assets.screening.config import DEFAULT_CONFIG_DIR

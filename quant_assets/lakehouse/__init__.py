@@ -1,1 +1,3 @@
-"""Lakehouse: the Parquet partition store, the point-in-time symbol catalog, DuckDB SQL."""
+"""Lakehouse: the Parquet partition store, the daily-bars cache, the data contracts, the
+point-in-time symbol catalog and DuckDB SQL over it all. Storage knows nothing of the layers that
+use it: may import ``instruments`` and ``errors`` only."""

@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from quant_assets.errors import LakehouseError, ValidationError
+from quant_assets.instruments import BAR_SCHEMA
 from quant_assets.lakehouse.store import resolve_root, write_parquet_atomic
-from quant_assets.sources.base import BAR_SCHEMA
 
 BARS_DIR = "_bars"
 #: Longest symbol accepted: its encoded name must fit a file name (255 bytes) on every filesystem.

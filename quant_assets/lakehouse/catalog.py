@@ -20,7 +20,7 @@ from datetime import date, datetime, timezone
 import polars as pl
 
 from quant_assets.errors import ValidationError
-from quant_assets.screening.gates import METADATA_COLUMNS, normalise_metadata
+from quant_assets.instruments import METADATA_COLUMNS, normalise_metadata
 
 #: Attributes whose change starts a new version of a symbol.
 TRACKED_ATTRIBUTES: tuple[str, ...] = (

@@ -13,7 +13,7 @@ definition time and rejects it as a string.
 
 import warnings
 from datetime import date, timedelta
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import polars as pl
 from dagster import (
@@ -39,7 +39,6 @@ from quant_assets.lakehouse.catalog import (
     constituents_without_tick_size,
     missing_tick_sizes,
 )
-from quant_assets.lakehouse.bars_cache import BarsCache
 from quant_assets.lakehouse.contracts import contract_problems
 from quant_assets.orchestration.metadata import check_result, frame_metadata, picture
 from quant_assets.orchestration.resources import (
@@ -48,21 +47,22 @@ from quant_assets.orchestration.resources import (
     RiskResource,
     ScreeningResource,
 )
-from quant_assets.reporting.charts import (
-    plot_correlation_heatmap,
-    plot_regime_history,
-    plot_weights_by_sleeve,
-)
-from quant_assets.risk.returns import PriceMatrix
-from quant_assets.risk.stage import (
+from quant_assets.reporting.charts import draw_correlation_heatmap, draw_regime_history, draw_weights_by_sleeve
+from quant_assets.risk.daily import (
+    UNIVERSE_COLUMNS,
+    UNIVERSE_WINDOW_DAYS,
     allocate_barbell,
     assess_regime,
     check_weights,
     covariance_matrix,
     covariance_problems,
     estimate_signal_covariance,
+    load_prices,
     market_regime_history,
+    universe_windows,
 )
+from quant_assets.risk.returns import PriceMatrix
+from quant_assets.risk.settings import RiskSettings
 from quant_assets.screening.discovery import fetch_raw_screen
 from quant_assets.screening.gates import select_liquid_universe, select_signals, selected_signals
 
@@ -74,14 +74,6 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 PARTITIONS_START = "2022-01-01"
 daily_partitions = DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
 
-#: The regime's candidate set is every symbol in the liquid universe on any of this many days
-#: up to D, so one day's churn at the edge of the universe does not move the market it measures.
-#: The day's own partition is the asset's input; the days before it are read from the lakehouse.
-#: (Declaring the window as a TimeWindowPartitionMapping would make Dagster add the next 29
-#: days of regime to every backfill, computed without their own day's universe.)
-UNIVERSE_WINDOW_DAYS = 30
-_UNIVERSE_COLUMNS = ["symbol", "in_universe"]
-
 #: Screener pool: the instance limits how many runs hit the scanner at once (deploy/local).
 SCREENER_POOL = "tradingview_scanner"
 
@@ -92,6 +84,9 @@ _COMMON = dict(
 )
 _CONTRACT = "contract"
 
+#: What one partition's computation returns: its frame and its metadata.
+Built = tuple[pl.DataFrame, dict[str, Any]]
+
 
 def _checks(asset_name: str, *names: str, blocking: tuple[str, ...] = ()) -> list[AssetCheckSpec]:
     """The data-contract check every asset has, plus ``names``."""
@@ -101,32 +96,44 @@ def _checks(asset_name: str, *names: str, blocking: tuple[str, ...] = ()) -> lis
     ]
 
 
-def _contract_check(asset_name: str, frames: dict[str, pl.DataFrame]) -> AssetCheckResult:
-    return check_result(
+def _days(context: AssetExecutionContext) -> list[date]:
+    """The run's partitions, ascending: one in a normal run, a range in a single-run backfill."""
+    return [date.fromisoformat(key) for key in sorted(context.partition_keys)]
+
+
+def _each_day(context: AssetExecutionContext, build: Callable[[date], Built]) -> dict[str, pl.DataFrame]:
+    """``build`` every partition of the run, attach each one's metadata; ``{key: frame}``."""
+    frames = {}
+    for day in _days(context):
+        key = day.isoformat()
+        frames[key], metadata = build(day)
+        context.add_asset_metadata(metadata, partition_key=key)
+    return frames
+
+
+def _results(
+    asset_name: str, frames: dict[str, pl.DataFrame], *checks: AssetCheckResult
+) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
+    """The run's output (one frame per partition), its data-contract check, then ``checks``."""
+    yield Output(frames)
+    yield check_result(
         _CONTRACT, {key: contract_problems(asset_name, frame, date.fromisoformat(key)) for key, frame in frames.items()}
     )
+    yield from checks
 
 
-def _days(context: AssetExecutionContext) -> list[tuple[str, date]]:
-    """The run's partitions, ascending: one in a normal run, a range in a single-run backfill."""
-    return [(key, date.fromisoformat(key)) for key in sorted(context.partition_keys)]
-
-
-def _prices(
+def _legs_and_prices(
+    context: AssetExecutionContext,
+    signals: dict[str, pl.DataFrame],
     market_data: MarketDataResource,
     lakehouse: LakehouseResource,
-    symbols_by_day: dict[str, list[str]],
-    lookback_days: int,
-) -> PriceMatrix:
-    """Bars of every symbol any day of the run needs, from the first day's lookback to the last
-    day, through the lakehouse's bars cache (the source is asked only for days not cached yet),
-    pivoted once; each day cuts its own window (identical to fetching it alone)."""
-    days = sorted(symbols_by_day)
-    symbols = sorted(set().union(*symbols_by_day.values()))
-    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
-    cache = BarsCache(lakehouse.store().root)
-    bars = cache.bars(market_data.get_source().daily_bars, symbols, first - timedelta(days=lookback_days), last)
-    return PriceMatrix.from_bars(bars)
+    settings: RiskSettings,
+) -> tuple[dict[date, pl.DataFrame], PriceMatrix]:
+    """Each day's portfolio legs, and the prices of every leg over the run's lookbacks."""
+    legs = {day: selected_signals(signals[day.isoformat()]) for day in _days(context)}
+    prices = load_prices(market_data.get_source(), lakehouse.bars_cache(),
+                         {day: leg["symbol"].to_list() for day, leg in legs.items()}, settings.lookback_days)
+    return legs, prices
 
 
 @asset(
@@ -146,40 +153,40 @@ def raw_screen(
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Top instruments by Value.Traded per screening config, as the screener saw them at the close."""
     store = lakehouse.store()
-    source = market_data.get_source(bars_cache_root=store.root)
-    frames, failures = {}, {}
-    days = _days(context)
-    try:
-        configs = screening.load()
-        for key, day in days:
-            fetched = fetch_raw_screen(source, configs, day, strict=screening.strict)
-            for name, why in sorted(fetched.failures.items()):
-                context.log.warning(f"config {name} failed and is left out of {key}: {why}")
-            frames[key], failures[key] = fetched.frame, fetched.failures
-    except SourceConnectionError:
-        raise  # the screener was unreachable after the client's retries: retry the step later
-    except QuantAssetsError as exc:  # a bad config or answer fails the same way every time
-        span = days[0][0] if len(days) == 1 else f"{days[0][0]}..{days[-1][0]}"
-        raise Failure(f"raw_screen {span}: {exc}", allow_retries=False) from exc
-    for key, day in days:
-        per_config = frames[key].group_by("config").len().sort("config")
-        reconstructed = int(frames[key]["reconstructed"].sum()) if "reconstructed" in frames[key].columns else 0
-        context.add_asset_metadata({
-            **frame_metadata(frames[key], store.path("raw_screen", day)),
+    source = market_data.get_source(bars_cache=lakehouse.bars_cache())
+    failures = {}
+
+    def build(day: date) -> Built:
+        fetched = fetch_raw_screen(source, configs, day, strict=screening.strict)
+        for name, why in sorted(fetched.failures.items()):
+            context.log.warning(f"config {name} failed and is left out of {day}: {why}")
+        frame, failures[day.isoformat()] = fetched.frame, fetched.failures
+        per_config = frame.group_by("config").len().sort("config")
+        reconstructed = int(frame["reconstructed"].sum()) if "reconstructed" in frame.columns else 0
+        return frame, {
+            **frame_metadata(frame, store.path("raw_screen", day)),
             "rows_per_config": {r["config"]: r["len"] for r in per_config.iter_rows(named=True)},
-            "failed_configs": failures[key] or "none",
+            "failed_configs": fetched.failures or "none",
             "reconstructed": (
                 f"{reconstructed} rows recomputed from cached daily bars, not seen by the scanner that "
                 "day; only instruments listed today can appear (survivorship)"
             ) if reconstructed else "none",
-        }, partition_key=key)
-    yield Output(frames)
-    yield _contract_check("raw_screen", frames)
-    yield check_result(
+        }
+
+    try:
+        configs = screening.load()
+        frames = _each_day(context, build)
+    except SourceConnectionError:
+        raise  # the screener was unreachable after the client's retries: retry the step later
+    except QuantAssetsError as exc:  # a bad config or answer fails the same way every time
+        days = _days(context)
+        span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+        raise Failure(f"raw_screen {span}: {exc}", allow_retries=False) from exc
+    yield from _results("raw_screen", frames, check_result(
         "all_configs_answered",
         {k: [f"{name}: {why}" for name, why in sorted(failed.items())] for k, failed in failures.items()},
         severity=AssetCheckSeverity.WARN,
-    )
+    ))
 
 
 @asset(group_name="alpha", check_specs=_checks("liquid_universe"), **_COMMON)
@@ -191,18 +198,18 @@ def liquid_universe(
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Every screened candidate with the hygiene/liquidity gate that rejected it (null = in universe)."""
     configs, store = screening.load(), lakehouse.store()
-    frames = {}
-    for key, day in _days(context):
-        frame = frames[key] = select_liquid_universe(raw_screen[key], configs)
+
+    def build(day: date) -> Built:
+        frame = select_liquid_universe(raw_screen[day.isoformat()], configs)
         rejected = frame.group_by("rejected_by").len().sort("len", descending=True)
-        context.add_asset_metadata({
+        return frame, {
             **frame_metadata(frame.filter(pl.col("in_universe")), store.path("liquid_universe", day)),
             "dagster/row_count": frame.height,
             "in_universe": int(frame["in_universe"].sum()),
             "rejections": {str(r["rejected_by"]): r["len"] for r in rejected.iter_rows(named=True)},
-        }, partition_key=key)
-    yield Output(frames)
-    yield _contract_check("liquid_universe", frames)
+        }
+
+    yield from _results("liquid_universe", _each_day(context, build))
 
 
 @asset(group_name="alpha", check_specs=_checks("signals"), **_COMMON)
@@ -214,22 +221,25 @@ def signals(
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """LONG/SHORT signals: universe members through the trend gates, ranked by alpha and cut."""
     configs, store = screening.load(), lakehouse.store()
-    frames = {}
-    for key, day in _days(context):
-        frame = frames[key] = select_signals(liquid_universe[key], configs)
+
+    def build(day: date) -> Built:
+        frame = select_signals(liquid_universe[day.isoformat()], configs)
         chosen = frame.filter(pl.col("selected")).sort(["config", "rank"])
-        context.add_asset_metadata({
+        return frame, {
             **frame_metadata(frame, store.path("signals", day), preview=chosen.select(
                 "config", "rank", "symbol", "direction", "alpha_field", "alpha_value", "ADX")),
             "selected": chosen.height,
-        }, partition_key=key)
-    yield Output(frames)
-    yield _contract_check("signals", frames)
+        }
+
+    yield from _results("signals", _each_day(context, build))
 
 
 @asset(
     group_name="risk",
-    ins={"liquid_universe": AssetIn(metadata={"columns": _UNIVERSE_COLUMNS})},
+    # Only the day's own universe is a Dagster input; the 29 days before it are read from the
+    # lakehouse (a TimeWindowPartitionMapping would make Dagster add the next 29 days of regime
+    # to every backfill, computed without their own day's universe).
+    ins={"liquid_universe": AssetIn(metadata={"columns": UNIVERSE_COLUMNS})},
     check_specs=_checks("regime", "label_valid"),
     **_COMMON,
 )
@@ -243,47 +253,37 @@ def regime(
     """Market regime (QUIET / NORMAL / CRISIS) of the candidate universe, with its inputs."""
     settings, store = risk.settings(), lakehouse.store()
     first = daily_partitions.start.date()
-    days = _days(context)
-    universes = dict(liquid_universe)  # the run's days; earlier days of the windows from the lakehouse
-    for k in range(1, UNIVERSE_WINDOW_DAYS):
-        past = days[0][1] - timedelta(days=k)
-        if past >= first and store.exists("liquid_universe", past):
-            universes[past.isoformat()] = store.read("liquid_universe", past, columns=_UNIVERSE_COLUMNS)
-    members = {}  # partition key -> its window's days, those materialised, and their universe
-    for key, day in days:
-        window = [day - timedelta(days=i) for i in range(UNIVERSE_WINDOW_DAYS - 1, -1, -1)]
-        known = [d.isoformat() for d in window if d.isoformat() in universes]
-        universe = pl.concat([universes[k] for k in known]).filter(pl.col("in_universe"))
-        members[key] = (window, known, universe["symbol"].unique().sort().to_list())
-    prices = _prices(market_data, lakehouse, {key: symbols for key, (_, _, symbols) in members.items()},
-                     settings.regime_lookback_days)
-    frames, newest = {}, max(members)
-    for key, (window, known, symbols) in members.items():
-        day = window[-1]
-        frame = frames[key] = assess_regime(prices, day, settings, symbols)
-        before_start = [d for d in window if d < first]
-        not_materialised = [d.isoformat() for d in window if d >= first and d.isoformat() not in known]
+    windows = universe_windows({date.fromisoformat(k): f for k, f in liquid_universe.items()}, store, first)
+    prices = load_prices(market_data.get_source(), lakehouse.bars_cache(),
+                         {day: window.symbols for day, window in windows.items()}, settings.regime_lookback_days)
+    newest = max(windows)
+
+    def build(day: date) -> Built:
+        window = windows[day]
+        frame = assess_regime(prices, day, settings, window.symbols)
+        before_start = [d for d in window.days if d < first]
+        not_materialised = [d.isoformat() for d in window.days if d >= first and d not in window.materialised]
         metadata = {
             **frame_metadata(frame, store.path("regime", day)),
             "regime": frame["regime"][0],
-            "universe_window": f"{window[0]}..{day} ({UNIVERSE_WINDOW_DAYS} liquid_universe partitions)",
+            "universe_window": f"{window.days[0]}..{day} ({UNIVERSE_WINDOW_DAYS} liquid_universe partitions)",
             "universe_partitions_missing": "; ".join(filter(None, [
                 f"{len(before_start)} before the first partition {first}" if before_start else "",
                 f"{len(not_materialised)} not materialised: {', '.join(not_materialised)}" if not_materialised else "",
             ])) or "none",
             "returns_window": f"{day - timedelta(days=settings.regime_lookback_days - 1)}..{day}",
         }
-        if key == newest:  # one picture per run: the newest day, the one people look at
-            history = market_regime_history(prices, day, settings, symbols)
-            metadata["regime_history"] = picture(plot_regime_history(history), f"regime up to {day}")
-        context.add_asset_metadata(metadata, partition_key=key)
-    yield Output(frames)
-    yield _contract_check("regime", frames)
-    yield check_result("label_valid", {
+        if day == newest:  # one picture per run: the newest day, the one people look at
+            history = market_regime_history(prices, day, settings, window.symbols)
+            metadata["regime_history"] = picture(draw_regime_history(history), f"regime up to {day}")
+        return frame, metadata
+
+    frames = _each_day(context, build)
+    yield from _results("regime", frames, check_result("label_valid", {
         k: [] if f.height == 1 and f["regime"][0] in ("QUIET", "NORMAL", "CRISIS")
         else [f"labels {f['regime'].to_list()}, expected one of QUIET, NORMAL, CRISIS"]
         for k, f in frames.items()
-    })
+    }))
 
 
 @asset(group_name="risk", check_specs=_checks("covariance", "symmetric_psd"), **_COMMON)
@@ -296,19 +296,19 @@ def covariance(
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Ledoit-Wolf covariance of the signal legs' daily returns (SHORT legs sign-flipped), long form."""
     settings, store = risk.settings(), lakehouse.store()
-    legs = {key: selected_signals(signals[key]) for key, _ in _days(context)}
-    prices = _prices(market_data, lakehouse, {k: leg["symbol"].to_list() for k, leg in legs.items()}, settings.lookback_days)
-    frames, newest = {}, max(legs)
-    for key, day in _days(context):
-        frame, info = estimate_signal_covariance(prices, legs[key], day, settings)
-        frames[key] = frame
+    legs, prices = _legs_and_prices(context, signals, market_data, lakehouse, settings)
+    newest = max(legs)
+
+    def build(day: date) -> Built:
+        frame, info = estimate_signal_covariance(prices, legs[day], day, settings)
         metadata = {**frame_metadata(frame, store.path("covariance", day)), **info}
-        if key == newest and frame.height:
-            metadata["correlation"] = picture(plot_correlation_heatmap(*covariance_matrix(frame)), f"correlation on {day}")
-        context.add_asset_metadata(metadata, partition_key=key)
-    yield Output(frames)
-    yield _contract_check("covariance", frames)
-    yield check_result("symmetric_psd", {k: covariance_problems(f) for k, f in frames.items()})
+        if day == newest and frame.height:
+            metadata["correlation"] = picture(draw_correlation_heatmap(*covariance_matrix(frame)), f"correlation on {day}")
+        return frame, metadata
+
+    frames = _each_day(context, build)
+    yield from _results("covariance", frames,
+                        check_result("symmetric_psd", {k: covariance_problems(f) for k, f in frames.items()}))
 
 
 @asset(
@@ -330,12 +330,13 @@ def barbell_weights(
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """Barbell portfolio: max-diversification core plus antifragile aggressors, split by regime."""
     settings, store = risk.settings(), lakehouse.store()
-    legs = {key: selected_signals(signals[key]) for key, _ in _days(context)}
-    prices = _prices(market_data, lakehouse, {k: leg["symbol"].to_list() for k, leg in legs.items()}, settings.lookback_days)
-    frames, untradeable, newest = {}, {}, max(legs)
-    for key, day in _days(context):
+    legs, prices = _legs_and_prices(context, signals, market_data, lakehouse, settings)
+    newest, untradeable = max(legs), {}
+
+    def build(day: date) -> Built:
+        key = day.isoformat()
         label = regime[key]["regime"][0]
-        frame = frames[key] = allocate_barbell(prices, legs[key], covariance[key], label, day, settings)
+        frame = allocate_barbell(prices, legs[day], covariance[key], label, day, settings)
         untradeable[key] = constituents_without_tick_size(frame, store.read("metadata_catalog", day))
         by_sleeve = frame.group_by("sleeve").agg(pl.col("weight").sum()).sort("sleeve")
         metadata = {
@@ -343,16 +344,19 @@ def barbell_weights(
             "regime": label,
             "sleeve_weights": {r["sleeve"]: round(r["weight"], 6) for r in by_sleeve.iter_rows(named=True)},
         }
-        if key == newest:
-            metadata["weights_by_sleeve"] = picture(plot_weights_by_sleeve(frame), f"weights on {day}")
-        context.add_asset_metadata(metadata, partition_key=key)
-    yield Output(frames)
-    yield _contract_check("barbell_weights", frames)
-    yield check_result("weights_valid", {k: check_weights(f) for k, f in frames.items()})
-    yield check_result("constituents_have_tick_size", {
-        k: [f"no positive tick size for {', '.join(missing)}"] if missing else []
-        for k, missing in untradeable.items()
-    })
+        if day == newest:
+            metadata["weights_by_sleeve"] = picture(draw_weights_by_sleeve(frame), f"weights on {day}")
+        return frame, metadata
+
+    frames = _each_day(context, build)
+    yield from _results(
+        "barbell_weights", frames,
+        check_result("weights_valid", {k: check_weights(f) for k, f in frames.items()}),
+        check_result("constituents_have_tick_size", {
+            k: [f"no positive tick size for {', '.join(missing)}"] if missing else []
+            for k, missing in untradeable.items()
+        }),
+    )
 
 
 @asset(
@@ -368,20 +372,18 @@ def metadata_catalog(
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """The day's symbol observations (tick size, pricescale, exchange...): the PIT catalog's facts."""
     store = lakehouse.store()
-    frames = {}
-    for key, day in _days(context):
+
+    def build(day: date) -> Built:
+        key = day.isoformat()
         previous = store.read("metadata_catalog", day) if store.exists("metadata_catalog", day) else None
-        frame = frames[key] = build_observations(raw_screen[key], signals[key], day, previous=previous)
-        context.add_asset_metadata(
-            {**frame_metadata(frame, store.path("metadata_catalog", day)), "symbols": frame.height},
-            partition_key=key,
-        )
-    yield Output(frames)
-    yield _contract_check("metadata_catalog", frames)
-    yield check_result("signals_have_tick_size", {
+        frame = build_observations(raw_screen[key], signals[key], day, previous=previous)
+        return frame, {**frame_metadata(frame, store.path("metadata_catalog", day)), "symbols": frame.height}
+
+    frames = _each_day(context, build)
+    yield from _results("metadata_catalog", frames, check_result("signals_have_tick_size", {
         k: [f"no positive tick size for {', '.join(missing)}"] if (missing := missing_tick_sizes(f)) else []
         for k, f in frames.items()
-    })
+    }))
 
 
 ASSETS = [raw_screen, liquid_universe, signals, regime, covariance, barbell_weights, metadata_catalog]

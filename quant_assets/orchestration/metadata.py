@@ -7,9 +7,10 @@ from typing import Any, Mapping, Sequence
 
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, TableColumn, TableSchema
+from matplotlib.figure import Figure
 from upath import UPath
 
-from quant_assets.reporting.charts import markdown_image
+from quant_assets.reporting.charts import markdown_image, render_png
 
 #: Partitions listed by name in a failed check's metadata; the rest are counted.
 _LISTED_FAILURES = 20
@@ -52,9 +53,9 @@ def frame_metadata(frame: pl.DataFrame, path: UPath, preview: pl.DataFrame | Non
     }
 
 
-def picture(png: bytes, alt: str) -> MetadataValue:
-    """A PNG shown inline in the asset's metadata."""
-    return MetadataValue.md(markdown_image(png, alt))
+def picture(figure: Figure, alt: str) -> MetadataValue:
+    """A drawn chart, shown inline (as a PNG) in the asset's metadata."""
+    return MetadataValue.md(markdown_image(render_png(figure), alt))
 
 
 def check_result(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date
 
 from dagster import ConfigurableResource
 
+from quant_assets.lakehouse.bars_cache import BarsCache
 from quant_assets.lakehouse.store import PartitionStore
-from quant_assets.risk.stage import RiskSettings
+from quant_assets.risk.settings import RiskSettings
 from quant_assets.screening.config import ScreeningConfig, resolve_configs
 from quant_assets.sources.base import MarketSource
 from quant_assets.sources.registry import open_source
@@ -28,13 +28,13 @@ class MarketDataResource(ConfigurableResource):
     tradingview_url: str = ""
     perturb_after: str = ""
 
-    def get_source(self, bars_cache_root: str | os.PathLike[str] | None = None) -> MarketSource:
-        """The source; the live one keeps the bars of past screens under ``bars_cache_root``."""
+    def get_source(self, bars_cache: BarsCache | None = None) -> MarketSource:
+        """The source; the live one keeps the bars of past screens in ``bars_cache``."""
         return open_source(
             self.source, seed=self.seed, n_instruments=self.n_instruments,
             tradingview_url=self.tradingview_url,
             perturb_after=date.fromisoformat(self.perturb_after) if self.perturb_after else None,
-            bars_cache_root=bars_cache_root,
+            bars_cache=bars_cache,
         )
 
 
@@ -52,36 +52,13 @@ class ScreeningResource(ConfigurableResource):
         return resolve_configs(self.config_paths, self.config_dir)
 
 
-class RiskResource(ConfigurableResource):
-    """Risk-stage settings: lookbacks, covariance estimator (``ledoit_wolf`` | ``oas``), returns
-    (``simple`` | ``log``), position cap, aggressor count, core share by regime."""
-
-    lookback_days: int = 180
-    regime_lookback_days: int = 730
-    min_observations: int = 60
-    covariance_method: str = "ledoit_wolf"
-    returns_kind: str = "simple"
-    max_weight: float = 0.2
-    n_aggressors: int = 5
-    core_share_quiet: float = 0.85
-    core_share_normal: float = 0.90
-    core_share_crisis: float = 0.95
+class RiskResource(ConfigurableResource, RiskSettings):
+    """Risk-stage settings (:class:`~quant_assets.risk.settings.RiskSettings`, whose fields this
+    resource takes as its config): lookbacks, covariance estimator, returns, position cap,
+    aggressor count, core share by regime."""
 
     def settings(self) -> RiskSettings:
-        return RiskSettings(
-            lookback_days=self.lookback_days,
-            regime_lookback_days=self.regime_lookback_days,
-            min_observations=self.min_observations,
-            covariance_method=self.covariance_method,
-            returns_kind=self.returns_kind,
-            max_weight=self.max_weight,
-            n_aggressors=self.n_aggressors,
-            core_share={
-                "QUIET": self.core_share_quiet,
-                "NORMAL": self.core_share_normal,
-                "CRISIS": self.core_share_crisis,
-            },
-        )
+        return RiskSettings.model_validate(self.model_dump(include=set(RiskSettings.model_fields)))
 
 
 class LakehouseResource(ConfigurableResource):
@@ -91,3 +68,7 @@ class LakehouseResource(ConfigurableResource):
 
     def store(self) -> PartitionStore:
         return PartitionStore(self.root or None)
+
+    def bars_cache(self) -> BarsCache:
+        """The daily-bars cache under the lakehouse root (``<root>/_bars/``)."""
+        return BarsCache(self.store().root)

@@ -1,9 +1,9 @@
 """Small PNG pictures of the pipeline's frames, for the Dagster UI's asset metadata.
 
-Each chart comes in two steps, like a request that is built before it is sent:
-``draw_<chart>`` validates its input and returns a drawn :class:`~matplotlib.figure.Figure`
-(inspectable, or savable as SVG from a notebook), and ``plot_<chart>`` renders that figure with
-:func:`render_png`. :func:`markdown_image` wraps the bytes for ``MetadataValue.md``.
+Each chart comes in two steps, like a request that is built before it is sent: ``draw_<chart>``
+validates its input and returns a drawn :class:`~matplotlib.figure.Figure` (inspectable, or
+savable as SVG from a notebook), and :func:`render_png` turns any figure into PNG bytes.
+:func:`markdown_image` wraps the bytes for ``MetadataValue.md``.
 
 Matplotlib's object API on the Agg canvas only: no ``pyplot``, so no global figure registry and
 nothing to close (a figure nobody references is freed by the garbage collector), and figures
@@ -351,21 +351,6 @@ def draw_correlation_heatmap(symbols: Sequence[str], covariance: np.ndarray) -> 
         title += f"; grey: undefined ({len(undefined)} without variance)"
     _title(figure, title, left=margin)
     return figure
-
-
-def plot_weights_by_sleeve(weights: pl.DataFrame) -> bytes:
-    """PNG of :func:`draw_weights_by_sleeve`; raises its ``ValidationError``."""
-    return render_png(draw_weights_by_sleeve(weights))
-
-
-def plot_regime_history(history: pl.DataFrame) -> bytes:
-    """PNG of :func:`draw_regime_history`; raises its ``ValidationError``."""
-    return render_png(draw_regime_history(history))
-
-
-def plot_correlation_heatmap(symbols: Sequence[str], covariance: np.ndarray) -> bytes:
-    """PNG of :func:`draw_correlation_heatmap`; raises its ``ValidationError``."""
-    return render_png(draw_correlation_heatmap(symbols, covariance))
 
 
 def _require_frame(frame: pl.DataFrame, chart: str, columns: tuple[str, ...]) -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticVa
 from pydantic import model_validator
 
 from quant_assets.errors import ConfigError
-from quant_assets.sources.base import ScanFilter, ScanQuery
+from quant_assets.sources.base import FilterOperation, ScanFilter, ScanQuery
 
 #: Environment variable naming the directory of screening configs.
 CONFIGS_ENV = "QUANT_ASSETS_CONFIGS"
@@ -32,11 +32,6 @@ BASE_COLUMNS: tuple[str, ...] = (
     "Recommend.All", "pricescale", "minmov",
 )
 
-Operation = Literal[
-    "greater", "egreater", "less", "eless", "equal", "nequal", "in_range", "not_in_range",
-    "empty", "nempty", "match", "nmatch", "has", "has_none_of",
-]
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -46,7 +41,7 @@ class FilterSpec(_Strict):
     """One server-side filter, as the scanner takes it."""
 
     left: str
-    operation: Operation
+    operation: FilterOperation
     right: Any = None
 
 

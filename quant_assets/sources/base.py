@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, Protocol, Sequence
-
-import polars as pl
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, Sequence
 
 from quant_assets.errors import QuantAssetsError
 
-#: Columns every bars frame has, in this order.
-BAR_COLUMNS: tuple[str, ...] = ("date", "symbol", "open", "high", "low", "close", "volume")
-#: Their types, wherever bars are built or stored.
-BAR_SCHEMA: dict[str, pl.DataType] = {"date": pl.Date, "symbol": pl.String, **{c: pl.Float64 for c in BAR_COLUMNS[2:]}}
+if TYPE_CHECKING:
+    import polars as pl
+
+#: The scanner's filter operations that our sources evaluate (the scanner knows a few more,
+#: ``crosses`` and ``above%`` among them); configs may use exactly these.
+FilterOperation = Literal[
+    "greater", "egreater", "less", "eless", "equal", "nequal", "in_range", "not_in_range",
+    "empty", "nempty", "match", "nmatch", "has", "has_none_of",
+]
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class ScanFilter:
     """One screener filter ``{left, operation, right}`` (DESIGN.md §3)."""
 
     left: str
-    operation: str
+    operation: FilterOperation
     right: Any = None
 
 
@@ -47,6 +50,11 @@ class ScanQuery:
     label: str = field(default="", compare=False)  # the config asking, for error messages
 
 
+def scan_query_name(label: str) -> str:
+    """How messages name the query a config (``label``) asks: ``scan query 'configs/x.yaml'``."""
+    return f"scan query {label!r}" if label else "a scan query"
+
+
 class MarketSource(Protocol):
     """A market data source: synthetic, the live TradingView screener, or a fake of it."""
 
@@ -64,7 +72,7 @@ class MarketSource(Protocol):
         ...
 
     def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> pl.DataFrame:
-        """Return bars (:data:`BAR_COLUMNS`) for ``symbols`` with ``start <= date <= end``."""
+        """Return bars (:data:`~quant_assets.instruments.BAR_COLUMNS`) for ``symbols`` with ``start <= date <= end``."""
         ...
 
 

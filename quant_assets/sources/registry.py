@@ -1,13 +1,19 @@
-"""Choose a market data source by name: the one place that knows every source."""
+"""Choose a market data source by name: the one place that knows every source.
+
+Importing this module is cheap (the CLI lists :data:`SOURCES` in its help): each source's
+package is imported only when that source is opened.
+"""
 
 from __future__ import annotations
 
-import os
 from datetime import date
+from typing import TYPE_CHECKING
 
 from quant_assets.errors import ConfigError
-from quant_assets.sources.base import MarketSource
-from quant_assets.sources.synthetic import SyntheticMarketConfig, SyntheticSource
+
+if TYPE_CHECKING:
+    from quant_assets.lakehouse.bars_cache import BarsCache
+    from quant_assets.sources.base import MarketSource
 
 SOURCES: tuple[str, ...] = ("synthetic", "tradingview")
 
@@ -19,15 +25,15 @@ def open_source(
     n_instruments: int = 1200,
     tradingview_url: str = "",
     perturb_after: date | None = None,
-    bars_cache_root: str | os.PathLike[str] | None = None,
+    bars_cache: BarsCache | None = None,
 ) -> MarketSource:
     """The market data source called ``name``.
 
     ``synthetic`` is the offline market of ``seed`` and ``n_instruments`` (with every draw after
     ``perturb_after`` redrawn, for lookahead audits); ``tradingview`` is the
     live scanner at ``tradingview_url`` (default ``$QUANT_ASSETS_TRADINGVIEW_URL``, else the
-    public scanner) and chart feed, keeping the bars of past screens under ``bars_cache_root``
-    (a lakehouse root) when given.
+    public scanner) and chart feed, keeping the bars of past screens in ``bars_cache`` when
+    given.
 
     Raises
     ------
@@ -35,14 +41,13 @@ def open_source(
         ``name`` is not a known source.
     """
     if name == "synthetic":
+        from quant_assets.sources.synthetic import SyntheticMarketConfig, SyntheticSource
+
         config = SyntheticMarketConfig(seed=seed, n_instruments=n_instruments, perturb_after=perturb_after)
         return SyntheticSource(config)
     if name == "tradingview":
-        # Imported here so the offline path never needs the HTTP client.
-        from quant_assets.lakehouse.bars_cache import BarsCache
         from quant_assets.sources.tradingview import ScannerSettings, TradingViewSource
 
         overrides = {"base_url": tradingview_url} if tradingview_url else {}
-        cache = BarsCache(bars_cache_root) if bars_cache_root is not None else None
-        return TradingViewSource(ScannerSettings.from_env(**overrides), bars_cache=cache)
+        return TradingViewSource(ScannerSettings.from_env(**overrides), bars_cache=bars_cache)
     raise ConfigError(f"market data source {name!r} is unknown; choose one of {SOURCES}")

@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestServer
 
 from quant_assets.errors import ValidationError
 from quant_assets.lakehouse.bars_cache import BarsCache, symbol_file_name
-from quant_assets.sources.chart_feed import ChartFeedSettings
-from quant_assets.sources.fake_chart_feed import FakeChartFeed
+from quant_assets.sources.tradingview.chart_feed import ChartFeedSettings
+from quant_assets.testing.fake_chart_feed import FakeChartFeed
 from quant_assets.sources.synthetic import SyntheticMarketConfig, get_market
 from quant_assets.sources.tradingview import ScannerSettings, TradingViewSource
 

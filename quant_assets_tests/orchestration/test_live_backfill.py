@@ -13,7 +13,7 @@ from quant_assets.orchestration.jobs import build_resources
 from quant_assets.orchestration.resources import MarketDataResource
 from quant_assets.orchestration.runner import materialise_days
 from quant_assets.sources.synthetic import SyntheticMarketConfig, get_market
-from quant_assets_tests.sources.test_tradingview import chart_feed_in_thread, fake_in_thread
+from quant_assets_tests.sources.tradingview.conftest import chart_feed_in_thread, fake_in_thread
 
 NAMES = [a.key.to_user_string() for a in ASSETS]
 

@@ -29,9 +29,7 @@ from quant_assets.reporting.charts import (
     draw_regime_history,
     draw_weights_by_sleeve,
     markdown_image,
-    plot_correlation_heatmap,
-    plot_regime_history,
-    plot_weights_by_sleeve,
+    render_png,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -101,8 +99,8 @@ def _covariance() -> np.ndarray:
 # weights by sleeve ---------------------------------------------------------------------------
 
 
-def test_plot_weights_by_sleeve_png_has_the_drawn_size():
-    png = plot_weights_by_sleeve(_weights())
+def test_rendered_weights_by_sleeve_png_has_the_drawn_size():
+    png = render_png(draw_weights_by_sleeve(_weights()))
     assert _size(png) == _drawn_size(draw_weights_by_sleeve(_weights()))
     assert _size(png)[0] == round(WEIGHTS_WIDTH * DPI)
 
@@ -153,9 +151,9 @@ def test_draw_weights_by_sleeve_x_axis_reads_in_percent():
     assert ax.get_xlim()[1] >= 0.30
 
 
-def test_plot_weights_by_sleeve_draws_a_single_leg_verbatim():
+def test_rendered_weights_by_sleeve_draws_a_single_leg_verbatim():
     one = pl.DataFrame({"symbol": ["EX:A$_$B"], "sleeve": ["aggressor"], "weight": [1.0]})
-    assert _size(plot_weights_by_sleeve(one))[1] > 0  # parsed as mathtext, "$_$" fails to render
+    assert _size(render_png(draw_weights_by_sleeve(one)))[1] > 0  # parsed as mathtext, "$_$" fails to render
     assert [t.get_text() for t in draw_weights_by_sleeve(one).axes[0].texts] == ["EX:A$_$B"]
 
 
@@ -171,10 +169,10 @@ def test_draw_weights_by_sleeve_keeps_sixty_labels_apart_and_inside_the_figure()
 # regime history ------------------------------------------------------------------------------
 
 
-def test_plot_regime_history_png_has_the_fixed_size():
+def test_rendered_regime_history_png_has_the_fixed_size():
     expected = (round(REGIME_SIZE[0] * DPI), round(REGIME_SIZE[1] * DPI))
-    assert _size(plot_regime_history(_runs())) == expected
-    assert _size(plot_regime_history(_history(["QUIET"]))) == expected
+    assert _size(render_png(draw_regime_history(_runs()))) == expected
+    assert _size(render_png(draw_regime_history(_history(["QUIET"])))) == expected
 
 
 def test_draw_regime_history_shades_each_run_of_labels_in_both_panels():
@@ -193,13 +191,13 @@ def test_draw_regime_history_shades_each_run_of_labels_in_both_panels():
         assert ax.get_xlim() == pytest.approx((x[0], x[119] + 1.0))
 
 
-def test_plot_regime_history_shows_a_crisis_of_the_last_day_only():
+def test_rendered_regime_history_shows_a_crisis_of_the_last_day_only():
     calm = ["NORMAL"] * 120
     alarm = calm[:-1] + ["CRISIS"]
     crisis = REGIME_COLOURS["CRISIS"]
     # The legend shows the CRISIS colour either way; the last day's span adds a strip per panel.
-    extra = _pixels_near(plot_regime_history(_history(alarm)), crisis) - _pixels_near(
-        plot_regime_history(_history(calm)), crisis)
+    extra = _pixels_near(render_png(draw_regime_history(_history(alarm))), crisis) - _pixels_near(
+        render_png(draw_regime_history(_history(calm))), crisis)
     assert extra > 300
 
 
@@ -212,7 +210,7 @@ def test_draw_regime_history_plots_the_vols_and_the_ratio_in_date_order():
     assert long_line.get_ydata() == pytest.approx(history["vol_long"].to_numpy())
     assert ratio_ax.get_lines()[0].get_ydata() == pytest.approx(history["vol_ratio"].to_numpy())
     assert vol_ax.yaxis.get_major_formatter()(0.2, 0) == "20%"
-    assert plot_regime_history(shuffled) == plot_regime_history(history)
+    assert render_png(draw_regime_history(shuffled)) == render_png(draw_regime_history(history))
 
 
 def test_draw_regime_history_legend_names_the_lines_and_all_three_regimes():
@@ -235,11 +233,11 @@ def test_covariance_to_correlation_is_nan_for_a_zero_variance_asset():
     assert corr[:2, :2] == pytest.approx(np.array([[1.0, 0.5], [0.5, 1.0]]))
 
 
-def test_plot_correlation_heatmap_draws_a_zero_variance_asset_grey():
+def test_rendered_correlation_heatmap_draws_a_zero_variance_asset_grey():
     cov = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 0.0]])
     with np.errstate(all="raise"):  # no warning escapes either
-        grey = _pixels_near(plot_correlation_heatmap(["A", "B", "C"], cov), UNDEFINED_COLOUR, tolerance=4)
-    healthy = _pixels_near(plot_correlation_heatmap(["A", "B", "C"], _covariance()), UNDEFINED_COLOUR, tolerance=4)
+        grey = _pixels_near(render_png(draw_correlation_heatmap(["A", "B", "C"], cov)), UNDEFINED_COLOUR, tolerance=4)
+    healthy = _pixels_near(render_png(draw_correlation_heatmap(["A", "B", "C"], _covariance())), UNDEFINED_COLOUR, tolerance=4)
     assert grey > 10_000 and healthy < 100  # a row and a column of a 400-pixel square; none otherwise
     title = draw_correlation_heatmap(["A", "B", "C"], cov).texts[0].get_text()
     assert title == "Correlation of 3 legs; grey: undefined (1 without variance)"
@@ -265,9 +263,9 @@ def test_draw_correlation_heatmap_labels_symbols_up_to_forty(n, labelled):
     assert figure.texts[0].get_text() == f"Correlation of {n} legs"
 
 
-def test_plot_correlation_heatmap_png_has_the_drawn_size():
+def test_rendered_correlation_heatmap_png_has_the_drawn_size():
     symbols = ["A", "B", "C"]
-    png = plot_correlation_heatmap(symbols, _covariance())
+    png = render_png(draw_correlation_heatmap(symbols, _covariance()))
     assert _size(png) == _drawn_size(draw_correlation_heatmap(symbols, _covariance()))
 
 
@@ -284,9 +282,9 @@ def test_draw_correlation_heatmap_keeps_forty_long_labels_inside_the_figure():
 
 def _renders():
     return [
-        lambda: plot_weights_by_sleeve(_weights()),
-        lambda: plot_regime_history(_runs()),
-        lambda: plot_correlation_heatmap(["A", "B", "C"], _covariance()),
+        lambda: render_png(draw_weights_by_sleeve(_weights())),
+        lambda: render_png(draw_regime_history(_runs())),
+        lambda: render_png(draw_correlation_heatmap(["A", "B", "C"], _covariance())),
     ]
 
 
@@ -306,21 +304,21 @@ def test_draw_charts_keep_the_title_and_legend_off_the_data(draw):
     assert legend.x1 <= figure.bbox.x1 and legend.y1 <= figure.bbox.y1
 
 
-def test_plot_charts_give_identical_bytes_for_identical_input():
+def test_rendered_charts_give_identical_bytes_for_identical_input():
     for render in _renders():
         assert render() == render()
     changed = _weights().with_columns(weight=pl.col("weight") * 0.5)
-    assert plot_weights_by_sleeve(changed) != plot_weights_by_sleeve(_weights())
+    assert render_png(draw_weights_by_sleeve(changed)) != render_png(draw_weights_by_sleeve(_weights()))
 
 
-def test_plot_charts_give_identical_bytes_in_threads():
+def test_rendered_charts_give_identical_bytes_in_threads():
     serial = [render() for render in _renders()]
     with ThreadPoolExecutor(max_workers=6) as pool:
         threaded = list(pool.map(lambda i: _renders()[i % 3](), range(12)))
     assert threaded == serial * 4
 
 
-def test_plot_charts_leave_no_figure_alive():
+def test_rendered_charts_leave_no_figure_alive():
     gc.collect()
     before = sum(isinstance(o, Figure) for o in gc.get_objects())
     for render in _renders():
@@ -329,16 +327,16 @@ def test_plot_charts_leave_no_figure_alive():
     assert sum(isinstance(o, Figure) for o in gc.get_objects()) == before
 
 
-def test_plot_charts_stay_small_at_the_largest_expected_sizes():
+def test_rendered_charts_stay_small_at_the_largest_expected_sizes():
     rng = np.random.default_rng(0)
     days = 730
     history = _history((["NORMAL"] * 200 + ["CRISIS"] * 30 + ["QUIET"] * 135) * 2).with_columns(
         vol_short=pl.Series(0.2 + 0.05 * rng.standard_normal(days)).abs())
     symbols = [f"BINANCE:S{i:03d}USDT.P" for i in range(40)]
     pngs = [
-        plot_weights_by_sleeve(_many_weights(60)),
-        plot_regime_history(history),
-        plot_correlation_heatmap(symbols, np.cov(rng.normal(size=(40, 100)))),
+        render_png(draw_weights_by_sleeve(_many_weights(60))),
+        render_png(draw_regime_history(history)),
+        render_png(draw_correlation_heatmap(symbols, np.cov(rng.normal(size=(40, 100))))),
     ]
     assert [len(p) < 80_000 for p in pngs] == [True, True, True], [len(p) for p in pngs]
 
@@ -347,55 +345,55 @@ def test_plot_charts_stay_small_at_the_largest_expected_sizes():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: plot_weights_by_sleeve(_weights().drop("weight")), r"weights by sleeve: missing columns \['weight'\]"),
-    (lambda: plot_weights_by_sleeve(_weights().clear()), "weights by sleeve: the frame is empty"),
-    (lambda: plot_weights_by_sleeve(_weights().with_columns(sleeve=pl.lit("middle"))),
+    (lambda: render_png(draw_weights_by_sleeve(_weights().drop("weight"))), r"weights by sleeve: missing columns \['weight'\]"),
+    (lambda: render_png(draw_weights_by_sleeve(_weights().clear())), "weights by sleeve: the frame is empty"),
+    (lambda: render_png(draw_weights_by_sleeve(_weights().with_columns(sleeve=pl.lit("middle")))),
      r"weights by sleeve: unknown sleeve labels \['middle'\]"),
-    (lambda: plot_weights_by_sleeve(_weights().with_columns(direction=pl.lit("FLAT"))),
+    (lambda: render_png(draw_weights_by_sleeve(_weights().with_columns(direction=pl.lit("FLAT")))),
      r"weights by sleeve: unknown direction labels \['FLAT'\]"),
-    (lambda: plot_weights_by_sleeve(_weights().with_columns(weight=pl.lit(float("nan")))),
+    (lambda: render_png(draw_weights_by_sleeve(_weights().with_columns(weight=pl.lit(float("nan"))))),
      r"weights by sleeve: 6 null or non-finite weight values, e.g. symbol \['EX:C1'"),
-    (lambda: plot_weights_by_sleeve(_weights().with_columns(weight=pl.lit("0.1"))),
+    (lambda: render_png(draw_weights_by_sleeve(_weights().with_columns(weight=pl.lit("0.1")))),
      "weights by sleeve: column 'weight' must be numeric"),
-    (lambda: plot_weights_by_sleeve(_weights().to_dicts()), "weights by sleeve: expected a polars DataFrame"),
-    (lambda: plot_regime_history(_runs().drop("vol_ratio")), r"regime history: missing columns \['vol_ratio'\]"),
-    (lambda: plot_regime_history(_runs().clear()), "regime history: the frame is empty"),
-    (lambda: plot_regime_history(_runs().with_columns(regime=pl.lit("PANIC"))),
+    (lambda: render_png(draw_weights_by_sleeve(_weights().to_dicts())), "weights by sleeve: expected a polars DataFrame"),
+    (lambda: render_png(draw_regime_history(_runs().drop("vol_ratio"))), r"regime history: missing columns \['vol_ratio'\]"),
+    (lambda: render_png(draw_regime_history(_runs().clear())), "regime history: the frame is empty"),
+    (lambda: render_png(draw_regime_history(_runs().with_columns(regime=pl.lit("PANIC")))),
      r"regime history: unknown regime labels \['PANIC'\]"),
-    (lambda: plot_regime_history(_runs().with_columns(pl.col("date").cast(pl.String))),
+    (lambda: render_png(draw_regime_history(_runs().with_columns(pl.col("date").cast(pl.String)))),
      "regime history: column 'date' must be a Date, got String"),
-    (lambda: plot_regime_history(pl.concat([_runs(), _runs().head(2)])),
+    (lambda: render_png(draw_regime_history(pl.concat([_runs(), _runs().head(2)]))),
      "regime history: 2 dates appear more than once, e.g. 2023-01-02"),
-    (lambda: plot_regime_history(_runs().with_columns(pl.col("vol_long").cast(pl.String))),
+    (lambda: render_png(draw_regime_history(_runs().with_columns(pl.col("vol_long").cast(pl.String)))),
      "regime history: column 'vol_long' must be numeric"),
-    (lambda: plot_correlation_heatmap(["A"], np.ones((1, 2))),
+    (lambda: render_png(draw_correlation_heatmap(["A"], np.ones((1, 2)))),
      r"correlation heatmap: covariance must be square, got shape \(1, 2\)"),
-    (lambda: plot_correlation_heatmap(["A"], np.ones(3)),
+    (lambda: render_png(draw_correlation_heatmap(["A"], np.ones(3))),
      r"correlation heatmap: covariance must be square, got shape \(3,\)"),
-    (lambda: plot_correlation_heatmap(["A"], np.eye(2)),
+    (lambda: render_png(draw_correlation_heatmap(["A"], np.eye(2))),
      r"correlation heatmap: 1 symbols for a covariance of shape \(2, 2\)"),
-    (lambda: plot_correlation_heatmap([], np.empty((0, 0))), "correlation heatmap: no symbols"),
-    (lambda: plot_correlation_heatmap(["A", "B"], np.array([[1.0, 0.1], [0.2, 1.0]])),
+    (lambda: render_png(draw_correlation_heatmap([], np.empty((0, 0)))), "correlation heatmap: no symbols"),
+    (lambda: render_png(draw_correlation_heatmap(["A", "B"], np.array([[1.0, 0.1], [0.2, 1.0]]))),
      r"correlation heatmap: covariance is not symmetric: \[A, B\] = 0.1 but \[B, A\] = 0.2"),
-    (lambda: plot_correlation_heatmap(["A", "B"], np.array([[1.0, np.nan], [0.2, 1.0]])),
+    (lambda: render_png(draw_correlation_heatmap(["A", "B"], np.array([[1.0, np.nan], [0.2, 1.0]]))),
      r"correlation heatmap: covariance is not symmetric: \[A, B\] = nan but \[B, A\] = 0.2"),
 ])
-def test_plot_charts_name_the_chart_and_the_fault_on_bad_input(call, message):
+def test_rendered_charts_name_the_chart_and_the_fault_on_bad_input(call, message):
     with pytest.raises(ValidationError, match=message):
         call()
 
 
-def test_plot_correlation_heatmap_tolerates_rounding_asymmetry():
+def test_rendered_correlation_heatmap_tolerates_rounding_asymmetry():
     cov = _covariance() * 1e-4
     cov[0, 1] += 1e-16  # floating-point noise from a long-form round trip, far below 1e-8 of the variance
-    assert _size(plot_correlation_heatmap(["A", "B", "C"], cov))[0] > 0
+    assert _size(render_png(draw_correlation_heatmap(["A", "B", "C"], cov)))[0] > 0
 
 
 # markdown ------------------------------------------------------------------------------------
 
 
 def test_markdown_image_round_trips_the_bytes():
-    png = plot_weights_by_sleeve(_weights())
+    png = render_png(draw_weights_by_sleeve(_weights()))
     text = markdown_image(png, "weights on 2024-06-03")
     prefix = "![weights on 2024-06-03](data:image/png;base64,"
     assert text.startswith(prefix) and text.endswith(")")

@@ -6,12 +6,7 @@ import polars as pl
 import pytest
 
 from quant_assets.screening.config import ScreeningConfig
-from quant_assets.screening.gates import (
-    normalise_metadata,
-    select_liquid_universe,
-    select_signals,
-    selected_signals,
-)
+from quant_assets.screening.gates import select_liquid_universe, select_signals, selected_signals
 
 DAY = date(2024, 3, 1)
 
@@ -37,18 +32,6 @@ def _config(**overrides) -> ScreeningConfig:
     base = dict(name="demo", direction="LONG", markets=["crypto"], base_limit=50, limit=10)
     base.update(overrides)
     return ScreeningConfig.model_validate(base)
-
-
-def test_normalise_metadata_derives_base_quote_and_tick_size():
-    frame = normalise_metadata(_frame([
-        _row("BINANCE:BTCUSDT.P", type="swap", pricescale=10, minmov=1),
-        _row("BINANCE:ETHUSDT", base_currency="ETH"),
-        _row("BINANCE:XUSDT", pricescale=0),
-    ]))
-    assert frame["base"].to_list() == ["BTC", "ETH", "X"]
-    assert frame["ticker"].to_list() == ["BTCUSDT.P", "ETHUSDT", "XUSDT"]
-    assert frame["tick_size"].to_list() == [0.1, 0.01, None]
-    assert frame["asset_class"].to_list() == ["crypto"] * 3
 
 
 def test_hygiene_gates_record_the_first_failed_gate():

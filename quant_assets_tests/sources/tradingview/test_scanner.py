@@ -1,168 +1,40 @@
-"""The TradingView scanner client against the fake scanner: retries, paging, concurrency, rate,
-isolation, secrets, and the MarketSource over it."""
+"""The TradingView scanner client against the fake scanner: settings, retries, paging,
+concurrency, rate, isolation and secrets."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import math
-import random
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from datetime import date
-from typing import TypeVar
 
 import aiohttp
 import polars as pl
 import pytest
 from aiohttp import web
 
-from quant_assets.errors import (
-    ConfigError,
-    QuantAssetsError,
-    SourceConnectionError,
-    SourceResponseError,
-)
+from quant_assets.errors import ConfigError, QuantAssetsError, SourceConnectionError, SourceResponseError
 from quant_assets.sources.base import ScanFilter, ScanQuery
-from quant_assets.lakehouse.bars_cache import BarsCache
-from quant_assets.sources.chart_feed import ChartFeedSettings
-from quant_assets.sources.fake_chart_feed import FakeChartFeed
-from quant_assets.sources.fake_scanner import FakeScanner, FaultPlan
-from quant_assets.sources.scan_filters import answer_query
-from quant_assets.sources.synthetic import SyntheticMarket, SyntheticMarketConfig, SyntheticSource
+from quant_assets.sources.synthetic import SyntheticMarket, SyntheticSource
 from quant_assets.sources.tradingview import (
     COOKIE_ENV,
-    DEFAULT_BASE_URL,
     URL_ENV,
-    RetryPolicy,
     ScannerClient,
     ScannerSettings,
     TradingViewSource,
-    build_scan_body,
     scan_all,
 )
-
-AS_OF = date(2023, 6, 15)
-FAST_RETRY = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, jitter=0.0)
-QUERY = ScanQuery(
-    markets=("crypto",),
-    columns=("name", "exchange", "type", "close", "Value.Traded", "market_cap_calc", "Perf.3M", "pricescale"),
-    limit=60,
-    label="configs/crypto_long.yaml",
+from quant_assets.sources.tradingview.scanner import DEFAULT_BASE_URL
+from quant_assets.testing.fake_scanner import FakeScanner, FaultPlan
+from quant_assets_tests.sources.tradingview.conftest import (
+    AS_OF,
+    FAST_RETRY,
+    QUERY,
+    client_scan,
+    settings_for,
+    with_fake,
 )
-
-T = TypeVar("T")
-
-
-@pytest.fixture(scope="module")
-def market() -> SyntheticMarket:
-    """Big enough for 350 crypto rows (pagination), small enough to simulate in about a second."""
-    return SyntheticMarket(SyntheticMarketConfig(n_instruments=800))
-
-
-def settings_for(fake: FakeScanner, **overrides: object) -> ScannerSettings:
-    values: dict = {"base_url": fake.url, "timeout_s": 0.3, "rate_per_s": 200.0, "retry": FAST_RETRY}
-    return ScannerSettings(**{**values, **overrides})
-
-
-def with_fake(
-    market: SyntheticMarket, plan: FaultPlan | None, scenario: Callable[[FakeScanner], Awaitable[T]]
-) -> T:
-    async def run() -> T:
-        async with FakeScanner(market, AS_OF, plan) as fake:
-            return await scenario(fake)
-
-    return asyncio.run(run())
-
-
-def client_scan(
-    market: SyntheticMarket, plan: FaultPlan | None, query: ScanQuery = QUERY, **settings: object
-) -> pl.DataFrame:
-    async def scenario(fake: FakeScanner) -> pl.DataFrame:
-        async with ScannerClient(settings_for(fake, **settings)) as client:
-            return await client.scan("crypto", query)
-
-    return with_fake(market, plan, scenario)
-
-
-@contextlib.contextmanager
-def fake_in_thread(
-    market: SyntheticMarket, plan: FaultPlan | None = None, as_of: date = AS_OF
-) -> Iterator[FakeScanner]:
-    """The fake on its own event loop in a thread, for the synchronous TradingViewSource."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    fake = FakeScanner(market, as_of, plan)
-    try:
-        asyncio.run_coroutine_threadsafe(fake.__aenter__(), loop).result(timeout=10)
-        try:
-            yield fake
-        finally:
-            asyncio.run_coroutine_threadsafe(fake.__aexit__(None, None, None), loop).result(timeout=10)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# Pure parts: the body, the retry policy, the settings.
-# ---------------------------------------------------------------------------------------------
-
-
-def test_build_scan_body_is_the_scanner_wire_format() -> None:
-    query = ScanQuery(
-        markets=("crypto",),
-        columns=("symbol", "close", "volume", "close"),
-        filters=(ScanFilter("exchange", "in_range", ("BINANCE", "OKX")), ScanFilter("listed", "egreater", date(2024, 1, 2))),
-        sort_by="Value.Traded",
-        descending=False,
-    )
-    assert build_scan_body(query, 150, 300) == {
-        "columns": ["close", "volume", "Value.Traded"],
-        "filter": [
-            {"left": "exchange", "operation": "in_range", "right": ["BINANCE", "OKX"]},
-            {"left": "listed", "operation": "egreater", "right": "2024-01-02"},
-        ],
-        "sort": {"sortBy": "Value.Traded", "sortOrder": "asc", "nullsFirst": False},
-        "range": [150, 300],
-        "options": {"lang": "en"},
-    }
-
-
-def test_retry_policy_backs_off_exponentially_within_jitter_and_cap() -> None:
-    policy = RetryPolicy(base_delay_s=0.5, max_delay_s=30.0, jitter=0.2)
-    rng = random.Random(0)
-    for attempt, nominal in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0)]:
-        delays = [policy.delay(attempt, None, rng) for _ in range(200)]
-        assert nominal * 0.8 <= min(delays) and max(delays) <= nominal * 1.2
-        assert max(delays) - min(delays) > 0.1 * nominal  # jittered, not constant
-    assert policy.delay(20, None, rng) <= 30.0
-
-
-def test_retry_policy_honours_retry_after_up_to_the_cap() -> None:
-    policy = RetryPolicy(base_delay_s=0.5, max_delay_s=30.0, jitter=0.0)
-    rng = random.Random(0)
-    assert policy.delay(1, 3.0, rng) == 3.0
-    assert policy.delay(4, 1.0, rng) == 4.0  # the backoff is longer than the server asks
-    assert policy.delay(1, 3600.0, rng) == 30.0
-
-
-@pytest.mark.parametrize(
-    "kwargs, name",
-    [
-        ({"max_attempts": 0}, "max_attempts"),
-        ({"base_delay_s": 5.0, "max_delay_s": 1.0}, "base_delay_s"),
-        ({"jitter": 1.5}, "jitter"),
-    ],
-)
-def test_retry_policy_rejects_impossible_values(kwargs: dict, name: str) -> None:
-    with pytest.raises(ConfigError, match=name):
-        RetryPolicy(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -458,84 +330,3 @@ def test_cookie_is_sent_but_never_shown(
     for text in (shown, str(results["down"]), repr(results["down"]), caplog.text):
         assert secret not in text
     assert all(secret not in r.getMessage() for r in caplog.records)
-
-
-# ---------------------------------------------------------------------------------------------
-# The MarketSource.
-# ---------------------------------------------------------------------------------------------
-
-
-def test_tradingview_source_refuses_a_future_date() -> None:
-    source = TradingViewSource(ScannerSettings(), today=lambda: date(2024, 5, 2))
-    with pytest.raises(SourceResponseError, match=r"nothing after today \(2024-05-02\), asked for 2024-05-03"):
-        source.scan(date(2024, 5, 3), QUERY)
-
-
-@contextlib.contextmanager
-def chart_feed_in_thread(market: SyntheticMarket, as_of: date = AS_OF) -> Iterator[str]:
-    """The fake chart feed on its own event loop in a thread; yields its websocket URL."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    runner = web.AppRunner(FakeChartFeed(market, as_of).app(), shutdown_timeout=1.0)
-    try:
-        asyncio.run_coroutine_threadsafe(runner.setup(), loop).result(timeout=10)
-        asyncio.run_coroutine_threadsafe(web.TCPSite(runner, "127.0.0.1", 0).start(), loop).result(timeout=10)
-        host, port = runner.addresses[0][:2]
-        yield f"ws://{host}:{port}/socket.io/websocket"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-
-def test_past_screen_is_reconstructed_from_bars(market: SyntheticMarket, tmp_path) -> None:
-    past = date(2023, 3, 1)
-    # Price-only fields, so today's supply or tick size cannot enter the comparison.
-    query = ScanQuery(markets=("crypto",), columns=("close", "Value.Traded", "change", "Perf.W"),
-                      filters=(ScanFilter("Value.Traded", "greater", 1e6),), limit=40, label="past")
-    with fake_in_thread(market) as fake, chart_feed_in_thread(market) as chart_url:
-        source = TradingViewSource(settings_for(fake), today=lambda: AS_OF,
-                                   chart_settings=ChartFeedSettings(url=chart_url),
-                                   bars_cache=BarsCache(tmp_path), history_days=1000)
-        ours = source.scan(past, query)
-    assert ours["reconstructed"].all() and ours.height == 40
-    # The synthetic screener's own answer that day, less what was delisted before today.
-    listed_today = set(market.screen(AS_OF)["symbol"])
-    truth = answer_query(market.screen(past).filter(pl.col("symbol").is_in(list(listed_today))), query)
-    assert ours.drop("reconstructed").equals(truth)
-    assert len(list((tmp_path / "_bars").iterdir())) > 40  # the bars were cached for the next run
-
-
-
-def test_tradingview_source_scans_today_from_the_fake(market: SyntheticMarket) -> None:
-    with fake_in_thread(market) as fake:
-        source = TradingViewSource(settings_for(fake), today=lambda: AS_OF)
-        frame = source.scan(AS_OF, QUERY)
-        assert source.name == "tradingview"
-        assert frame.drop("market").equals(SyntheticSource(market=market).scan(AS_OF, QUERY))
-
-        # From inside a running event loop too (a notebook, an async caller).
-        async def inside_a_loop() -> pl.DataFrame:
-            return source.scan(AS_OF, QUERY)
-
-        assert asyncio.run(inside_a_loop()).equals(frame)
-
-
-def test_tradingview_source_scan_many_returns_each_result_or_error(market: SyntheticMarket) -> None:
-    plan = FaultPlan(latency_s=0.05)
-    queries = [
-        QUERY,
-        dataclasses.replace(QUERY, columns=("nope",), label="bad.yaml"),
-        dataclasses.replace(QUERY, markets=("america",)),
-    ]
-    with fake_in_thread(market, plan) as fake:
-        source = TradingViewSource(settings_for(fake, concurrency=4), today=lambda: AS_OF)
-        results = source.scan_many(AS_OF, queries)
-        with pytest.raises(SourceResponseError, match="bad.yaml"):
-            source.scan(AS_OF, queries[1])
-    assert isinstance(results[0], pl.DataFrame) and isinstance(results[2], pl.DataFrame)
-    assert isinstance(results[1], SourceResponseError) and 'Unknown field "nope"' in str(results[1])
-    assert results[2]["market"].unique().to_list() == ["america"]
-    assert plan.max_in_flight == 3  # all three queries at once

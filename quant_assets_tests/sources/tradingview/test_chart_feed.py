@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from quant_assets.errors import SourceConnectionError, SourceResponseError
-from quant_assets.sources.chart_feed import (
+from quant_assets.sources.tradingview.chart_feed import (
     ChartFeedClient,
     ChartFeedSettings,
     UnknownSymbolError,
@@ -20,7 +20,7 @@ from quant_assets.sources.chart_feed import (
     encode_frame,
     parse_bars,
 )
-from quant_assets.sources.fake_chart_feed import ChartFault, FakeChartFeed
+from quant_assets.testing.fake_chart_feed import ChartFault, FakeChartFeed
 from quant_assets.sources.synthetic import SyntheticMarketConfig, get_market
 from quant_assets.sources.tradingview import RetryPolicy, ScannerSettings, TradingViewSource
 

@@ -5,12 +5,11 @@ Every function takes panels of shape ``(T, N)``: ``T`` calendar days (rows, olde
 stock, before its listing, after its delisting). An instrument has a bar on a row where its
 close is finite; ``open``/``high``/``low``/``close`` passed together must agree on that.
 
-Recursions (Wilder's RMA, EMAs, moving sums) run in *bar time*: each instrument's bars are
-moved to the top rows of a work array, in time order, so the recursion is a loop over rows
-with no gaps that starts at every instrument's own first bar and carries its state across
-weekends and other gaps; results are moved back to calendar rows. The loop updates one row
-of ``N`` values at a time, which keeps what it touches in cache (every column of the screen
-for T = 1100, N = 10,000 takes a few seconds). Previous-bar and calendar-window quantities
+Recursions (Wilder's RMA, EMAs, moving sums) run in *bar time*
+(:mod:`~quant_assets.sources.screener.bar_time`): a loop over each instrument's own bars that
+carries its state across weekends and other gaps, one row of ``N`` values at a time, which keeps
+what it touches in cache (every column of the screen for T = 1100, N = 10,000 takes a few
+seconds). Previous-bar and calendar-window quantities
 (change, true range, performance) are computed on calendar rows directly. Every value at
 row ``t`` depends only on rows ``<= t`` (causal), which lets a daily partition use these
 columns without seeing the future.
@@ -21,13 +20,13 @@ not public, the docstring says what is computed instead.
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
 
 from quant_assets.errors import ValidationError
+from quant_assets.sources.screener.bar_time import BarTime, Smoother, SmootherStack
 
 #: Calendar-day look-back of each performance column: Perf.X compares today's close with the
 #: open of the first bar dated after ``D - days``.
@@ -64,117 +63,8 @@ _DMI_COLUMNS = ("ADX", "ADX+DI", "ADX-DI")
 _BAR_TIME_COLUMNS = frozenset({*_DMI_COLUMNS, "RSI", "ATR", "Recommend.All"})
 
 
-class _BarTime:
-    """Row-by-row moves between calendar rows and bar time.
-
-    In bar time, row ``k`` of column ``n`` is the instrument's ``k``-th bar (0-based). A kernel
-    walks the bar rows in order, reading row ``k`` of its inputs with :meth:`gather` and
-    writing its outputs back to their calendar rows with :meth:`scatter`. Past a column's last
-    bar, :meth:`gather` returns leftovers and :meth:`scatter` writes to a spare row: the kernels
-    are causal, so leftovers never reach a real bar. Working a row at a time keeps memory
-    traffic small; whole-panel copies (allocating and paging in ~90 MB each at N = 10,000)
-    would cost more than the arithmetic.
-
-    Parameters
-    ----------
-    has_bar : numpy.ndarray of bool, shape (T, N)
-        True where the instrument has a bar on that calendar row.
-    """
-
-    def __init__(self, has_bar: np.ndarray) -> None:
-        n_rows, n_cols = has_bar.shape
-        cols = np.arange(n_cols)
-        bar_count = has_bar.sum(axis=0)
-        # A stable sort of the "no bar" flags lists each column's bar rows first, in order.
-        index = np.argsort(~has_bar, axis=0, kind="stable")
-        index *= n_cols
-        index += cols
-        # Rows past a column's bar count point at the spare row T of an output.
-        np.copyto(index, n_rows * n_cols + cols, where=np.arange(n_rows)[:, None] >= bar_count)
-        self._index = index
-        self.shape = (n_rows, n_cols)
-        #: Bar rows worth walking: the largest bar count.
-        self.n_rows = int(bar_count.max(initial=0))
-
-    def gather(self, x: np.ndarray, k: int) -> np.ndarray:
-        """Bar row ``k`` of a calendar panel ``x`` (T, N)."""
-        return np.take(x.ravel(), self._index[k], mode="clip")
-
-    def new_output(self) -> np.ndarray:
-        """A NaN calendar panel with the spare row: (T + 1, N); callers keep ``[:T]``."""
-        return np.full((self.shape[0] + 1, self.shape[1]), np.nan)
-
-    def scatter(self, out: np.ndarray, k: int, row: np.ndarray) -> None:
-        """Write bar row ``k`` to its calendar rows of ``out`` (from :meth:`new_output`)."""
-        out.ravel()[self._index[k]] = row
-
-
-class _Smoother:
-    """Exponential smoothing down bar rows, seeded with an SMA.
-
-    Rows before ``lead`` are skipped; the seed, the first output (row ``lead + period - 1``),
-    is the mean of the ``period`` rows from ``lead``; afterwards
-    ``y = alpha * x + (1 - alpha) * y``: Wilder's RMA is ``alpha = 1/period`` (TradingView
-    ``ta.rma``), an EMA ``alpha = 2/(period + 1)``.
-    """
-
-    def __init__(self, n_cols: int, period: int, alpha: float, lead: int = 0) -> None:
-        self.lead = lead
-        self.first = lead + period - 1
-        self._period = period
-        self._alpha = alpha
-        self._keep = 1.0 - alpha
-        self._value = np.zeros(n_cols)
-
-    def step(self, k: int, x: np.ndarray) -> np.ndarray | None:
-        """Feed bar row ``k`` (rows in order); the smoothed row, or None before the seed.
-
-        The returned array is the smoother's state: read it, do not modify it.
-        """
-        if k < self.lead:
-            return None
-        if k < self.first:
-            self._value += x
-            return None
-        if k == self.first:
-            self._value += x
-            self._value /= self._period
-        else:
-            self._value *= self._keep
-            self._value += self._alpha * x
-        return self._value
-
-
-class _SmootherStack:
-    """:class:`_Smoother` for several periods (ascending, no lead) of one input, as (m, N) rows.
-
-    With ascending periods the seeded smoothers are always the first rows, so a row of votes
-    against them is one operation on a prefix of the stack.
-    """
-
-    def __init__(self, n_cols: int, periods: Sequence[int], alphas: Sequence[float]) -> None:
-        self._firsts = [p - 1 for p in periods]
-        self._periods = np.array(periods, dtype=np.float64)[:, None]
-        self._alphas = np.array(alphas)[:, None]
-        self._keeps = 1.0 - self._alphas
-        self._values = np.zeros((len(periods), n_cols))
-
-    def step(self, k: int, x: np.ndarray) -> np.ndarray:
-        """Feed bar row ``k``; the rows of the smoothers seeded by now (read only)."""
-        running = bisect.bisect_left(self._firsts, k)  # seeded before row k
-        seeded = bisect.bisect_right(self._firsts, k)
-        values = self._values
-        if running:
-            values[:running] *= self._keeps[:running]
-            values[:running] += self._alphas[:running] * x
-        values[running:] += x
-        if seeded > running:
-            values[running:seeded] /= self._periods[running:seeded]
-        return values[:seeded]
-
-
 def _bar_kernels(
-    bars: _BarTime,
+    bars: BarTime,
     prices: dict[str, np.ndarray],
     wanted: Collection[str],
     period: int = SCREEN_PERIOD,
@@ -193,14 +83,14 @@ def _bar_kernels(
     want_range = want_dmi or "ATR" in wanted
     alpha = 1.0 / period
     # DM and the DMI's true range need a previous bar: they start at bar 1 (lead=1).
-    tr_rma, plus_rma, minus_rma = (_Smoother(n_cols, period, alpha, lead=1) for _ in range(3))
-    dx_rma = _Smoother(n_cols, period, alpha, lead=period)
-    gain_rma, loss_rma = _Smoother(n_cols, period, alpha, lead=1), _Smoother(n_cols, period, alpha, lead=1)
-    atr_rma = _Smoother(n_cols, period, alpha)
+    tr_rma, plus_rma, minus_rma = (Smoother(n_cols, period, alpha, lead=1) for _ in range(3))
+    dx_rma = Smoother(n_cols, period, alpha, lead=period)
+    gain_rma, loss_rma = Smoother(n_cols, period, alpha, lead=1), Smoother(n_cols, period, alpha, lead=1)
+    atr_rma = Smoother(n_cols, period, alpha)
     ma_lengths = np.array(RECOMMEND_MA_LENGTHS)
-    emas = _SmootherStack(n_cols, RECOMMEND_MA_LENGTHS, [2.0 / (n + 1) for n in RECOMMEND_MA_LENGTHS])
-    macd_fast, macd_slow = _Smoother(n_cols, 12, 2.0 / 13), _Smoother(n_cols, 26, 2.0 / 27)
-    macd_signal = _Smoother(n_cols, 9, 2.0 / 10, lead=macd_slow.first)
+    emas = SmootherStack(n_cols, RECOMMEND_MA_LENGTHS, [2.0 / (n + 1) for n in RECOMMEND_MA_LENGTHS])
+    macd_fast, macd_slow = Smoother(n_cols, 12, 2.0 / 13), Smoother(n_cols, 26, 2.0 / 27)
+    macd_signal = Smoother(n_cols, 9, 2.0 / 10, lead=macd_slow.first)
     sums = np.zeros((_SUM_RING, n_cols))  # row k % 256: sum of the closes of bars 0..k
     recent_closes: list[np.ndarray] = []  # closes of the last _MOMENTUM_LAG + 1 bars
     adx_row = plus_di = minus_di = rsi_row = prev_rsi = None
@@ -355,7 +245,7 @@ def _performance(
 def _recursive(
     prices: dict[str, np.ndarray], wanted: Collection[str], period: int = SCREEN_PERIOD
 ) -> dict[str, np.ndarray]:
-    return _bar_kernels(_BarTime(np.isfinite(prices["close"])), prices, wanted, period)
+    return _bar_kernels(BarTime(np.isfinite(prices["close"])), prices, wanted, period)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,8 +327,8 @@ def wilder_rma(x: Any, period: int) -> np.ndarray:
     """
     _check_period("period", period)
     values = _bar_panels(x=x)["x"]
-    bars = _BarTime(np.isfinite(values))
-    rma = _Smoother(values.shape[1], period, 1.0 / period)
+    bars = BarTime(np.isfinite(values))
+    rma = Smoother(values.shape[1], period, 1.0 / period)
     out = bars.new_output()
     for k in range(bars.n_rows):
         row = rma.step(k, bars.gather(values, k))

@@ -2,7 +2,7 @@
 
 The live scanner only answers "now". For a past date D, :func:`reconstruct_screen` recomputes
 every price and indicator column of the screen from the bars up to D, with the indicator code
-the synthetic market uses (:func:`~quant_assets.sources.indicators.screen_indicators`), and
+the synthetic market uses (:func:`~quant_assets.sources.screener.indicators.screen_indicators`), and
 takes what bars cannot tell from today's screen of the same instruments:
 
 * descriptive fields (name, exchange, type, currency, ...), ``pricescale`` and ``minmov`` as they
@@ -23,8 +23,8 @@ import numpy as np
 import polars as pl
 
 from quant_assets.errors import ValidationError
-from quant_assets.sources.base import BAR_COLUMNS
-from quant_assets.sources.indicators import INDICATOR_COLUMNS, screen_indicators
+from quant_assets.instruments import BAR_COLUMNS
+from quant_assets.sources.screener.indicators import INDICATOR_COLUMNS, screen_indicators
 
 #: Columns taken from today's screen as they are.
 DESCRIPTIVE_COLUMNS: tuple[str, ...] = ("symbol", "name", "description", "exchange", "type", "subtype",
@@ -39,7 +39,7 @@ def reconstruct_screen(bars: pl.DataFrame, today: pl.DataFrame, as_of: date) -> 
     Parameters
     ----------
     bars : polars.DataFrame
-        Daily bars (:data:`~quant_assets.sources.base.BAR_COLUMNS`) of the instruments.
+        Daily bars (:data:`~quant_assets.instruments.BAR_COLUMNS`) of the instruments.
     today : polars.DataFrame
         Today's screen rows of the same instruments: :data:`DESCRIPTIVE_COLUMNS`, ``close``,
         ``volume``, ``Value.Traded``, ``market_cap_calc``.
@@ -100,4 +100,3 @@ def _empty() -> pl.DataFrame:
     schema = {c: pl.String for c in DESCRIPTIVE_COLUMNS} | {"pricescale": pl.Int64, "minmov": pl.Int64}
     schema |= {c: pl.Float64 for c in (*_PRICE_COLUMNS, "Value.Traded", "market_cap_calc", *INDICATOR_COLUMNS)}
     return pl.DataFrame(schema={**schema, "reconstructed": pl.Boolean})
-

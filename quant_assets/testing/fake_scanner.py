@@ -4,7 +4,7 @@ An ``aiohttp`` app serving ``POST /{market}/scan`` from a synthetic market's scr
 answering the request body the way the scanner does (``columns``, ``filter``, ``filter2``,
 ``sort``, ``range``, ``symbols.tickers``; ``totalCount`` ignores the range; missing values are
 ``null``; an unknown field is HTTP 400 ``{"totalCount":0,"error":"Unknown field \\"x\\"","data":null}``).
-Filters are evaluated by :func:`~quant_assets.sources.scan_filters.apply_scan_filters`, the
+Filters are evaluated by :func:`~quant_assets.sources.screener.scan_filters.apply_scan_filters`, the
 code the synthetic source uses, and ties in the sort are broken by symbol as the synthetic
 source breaks them, so the fake answers any query exactly as
 :meth:`SyntheticSource.scan <quant_assets.sources.synthetic.SyntheticSource.scan>` does.
@@ -32,9 +32,10 @@ from aiohttp import web
 
 from quant_assets.errors import ConfigError, SourceResponseError
 from quant_assets.sources.base import ScanFilter
-from quant_assets.sources.scan_filters import apply_scan_filters, unknown_field_error
+from quant_assets.sources.screener.scan_filters import apply_scan_filters, unknown_field_error
 from quant_assets.sources.synthetic import SyntheticMarket, SyntheticMarketConfig, get_market
-from quant_assets.sources.tradingview import URL_ENV, FilterTree, ScanErrorBody, ScanResponse
+from quant_assets.sources.tradingview.scanner import URL_ENV
+from quant_assets.sources.tradingview.wire import FilterTree, ScanErrorBody, ScanResponse
 
 #: Faults a :class:`FaultPlan` can inject besides an HTTP status (``"429"``, ``"503"``, ...,
 #: optionally ``"429-retry-after:2"``): ``ok`` is no fault.

@@ -16,7 +16,7 @@ JSON hello from the server (``session_id``, ...) on connect, or a JSON message
 
 :class:`ChartFeedClient` opens one connection per symbol (a chart session serves one series
 at a time), at most ``concurrency`` at once, and retries a connection that drops or stalls per
-its :class:`~quant_assets.sources.tradingview.RetryPolicy`; an unknown symbol is not retried.
+its :class:`~quant_assets.sources.tradingview.transport.RetryPolicy`; an unknown symbol is not retried.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import aiohttp
 import polars as pl
 
 from quant_assets.errors import SourceConnectionError, SourceResponseError
-from quant_assets.sources.base import BAR_SCHEMA
-from quant_assets.sources.tradingview import RetryPolicy
+from quant_assets.instruments import BAR_SCHEMA
+from quant_assets.sources.tradingview.transport import RetryPolicy
 
 #: Environment variable overriding :attr:`ChartFeedSettings.url`.
 CHART_URL_ENV = "QUANT_ASSETS_TRADINGVIEW_CHART_URL"

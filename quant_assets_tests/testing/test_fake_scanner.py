@@ -16,7 +16,7 @@ import pytest
 
 from quant_assets.errors import ConfigError
 from quant_assets.sources.base import ScanFilter, ScanQuery
-from quant_assets.sources.fake_scanner import FakeScanner, FaultPlan
+from quant_assets.testing.fake_scanner import FakeScanner, FaultPlan
 from quant_assets.sources.synthetic import SyntheticMarket, SyntheticMarketConfig, SyntheticSource
 from quant_assets.sources.tradingview import build_scan_body
 

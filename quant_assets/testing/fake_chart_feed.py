@@ -1,6 +1,6 @@
 """A fake of TradingView's chart websocket on 127.0.0.1, serving the synthetic market's bars.
 
-It speaks the framing and the session of :mod:`quant_assets.sources.chart_feed`: a hello on
+It speaks the framing and the session of :mod:`quant_assets.sources.tradingview.chart_feed`: a hello on
 connect, a heartbeat that must be echoed before any data is sent, ``symbol_resolved`` or
 ``symbol_error``, the bars in ``timescale_update`` chunks, then ``series_completed``. Faults
 are injected per symbol, for the first ``times`` connections asking for it:
@@ -23,8 +23,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from quant_assets.sources.chart_feed import decode_frames, encode_frame, message
-from quant_assets.sources.synthetic import SyntheticMarket
+from quant_assets.sources.synthetic import SyntheticMarket, SyntheticMarketConfig, get_market
+from quant_assets.sources.tradingview.chart_feed import decode_frames, encode_frame, message
 
 FAULTS = ("drop", "slow", "protocol_error")
 CHUNK = 100  # bars per timescale_update, as the real feed splits long histories
@@ -117,10 +117,8 @@ class FakeChartFeed:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m quant_assets.sources.fake_chart_feed --port 8766``: serve until stopped."""
+    """``python -m quant_assets.testing.fake_chart_feed --port 8766``: serve until stopped."""
     import argparse
-
-    from quant_assets.sources.synthetic import SyntheticMarketConfig, get_market
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8766)

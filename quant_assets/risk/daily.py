@@ -1,44 +1,39 @@
 """Stage 3 for one business day: regime, covariance of the signal legs, barbell weights.
 
 Each function takes the prices (bars a source returned, stamped up to the day, or a
-:class:`PriceMatrix` of them), the day and the risk
-settings, and returns the frame its asset stores. Bars after the day are never read: the
-returns panel cuts its window at the day.
+:class:`PriceMatrix` of them), the day and the risk settings, and returns the frame its asset
+stores. Bars after the day are never read: the returns panel cuts its window at the day.
+
+A run of several days loads its inputs once: :func:`load_prices` reads the bars of every day's
+lookback through the lakehouse's bars cache and pivots them once, and :func:`universe_windows`
+assembles each day's window of liquid universes for the regime.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
-from typing import Any, Collection, Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from quant_assets.errors import ValidationError
+from quant_assets.lakehouse.bars_cache import BarsCache
+from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.risk.barbell import BarbellConfig, build_barbell
 from quant_assets.risk.covariance import estimate_covariance
-from quant_assets.risk.regime import RegimeConfig, detect_regimes, turbulence_at
+from quant_assets.risk.regime import detect_regimes, turbulence_at
 from quant_assets.risk.returns import PriceMatrix, ReturnsPanel, equal_weight_market_returns
+from quant_assets.risk.settings import RiskSettings
+from quant_assets.sources.base import MarketSource
 
-
-@dataclass(frozen=True)
-class RiskSettings:
-    """Everything stage 3 is configured with."""
-
-    lookback_days: int = 180
-    regime_lookback_days: int = 730
-    min_observations: int = 60
-    min_coverage: float = 0.9
-    covariance_method: str = "ledoit_wolf"
-    returns_kind: str = "simple"
-    max_weight: float = 0.2
-    n_aggressors: int = 5
-    core_share: Mapping[str, float] = field(
-        default_factory=lambda: {"QUIET": 0.85, "NORMAL": 0.90, "CRISIS": 0.95}
-    )
-    # The returns panel runs on the union calendar, crypto's 365 days a year.
-    regime: RegimeConfig = field(default_factory=lambda: RegimeConfig(periods_per_year=365.0))
+#: The regime's candidate set is every symbol in the liquid universe on any of this many days
+#: up to D, so one day's churn at the edge of the universe does not move the market it measures.
+UNIVERSE_WINDOW_DAYS = 30
+#: The columns of ``liquid_universe`` the window reads.
+UNIVERSE_COLUMNS = ["symbol", "in_universe"]
 
 
 #: Daily bars (``date``, ``symbol``, ``close``), or the same already pivoted: a backfill pivots
@@ -48,6 +43,65 @@ Prices = pl.DataFrame | PriceMatrix
 
 def _matrix(prices: Prices) -> PriceMatrix:
     return prices if isinstance(prices, PriceMatrix) else PriceMatrix.from_bars(prices)
+
+
+def load_prices(
+    source: MarketSource, cache: BarsCache, symbols_by_day: Mapping[date, Collection[str]], lookback_days: int
+) -> PriceMatrix:
+    """Closes of every symbol any of the days needs, from the first day's lookback to the last
+    day, read through the bars cache (the source is asked only for days not cached yet) and
+    pivoted once; each day then cuts its own window, identical to fetching it alone."""
+    days = sorted(symbols_by_day)
+    symbols = sorted(set().union(*symbols_by_day.values()))
+    bars = cache.bars(source.daily_bars, symbols, days[0] - timedelta(days=lookback_days), days[-1])
+    return PriceMatrix.from_bars(bars)
+
+
+@dataclass(frozen=True)
+class UniverseWindow:
+    """The liquid universes one day's regime looks at.
+
+    Attributes
+    ----------
+    days : tuple of datetime.date
+        The window, oldest first, ending on the day.
+    materialised : tuple of datetime.date
+        The days of the window whose universe exists.
+    symbols : tuple of str
+        Every member of those universes, sorted.
+    """
+
+    days: tuple[date, ...]
+    materialised: tuple[date, ...]
+    symbols: tuple[str, ...]
+
+
+def universe_windows(
+    run_universes: Mapping[date, pl.DataFrame],
+    store: PartitionStore,
+    first_partition: date,
+    window_days: int = UNIVERSE_WINDOW_DAYS,
+) -> dict[date, UniverseWindow]:
+    """Each day of a run (the keys of ``run_universes``, consecutive) with its window of
+    ``window_days`` liquid universes.
+
+    The run's own days come from ``run_universes`` (the asset's input); the earlier days of the
+    first window are read from ``store`` where they were materialised (only
+    :data:`UNIVERSE_COLUMNS`); days before ``first_partition`` have no partition.
+    """
+    days = sorted(run_universes)
+    universes = dict(run_universes)
+    for back in range(1, window_days):
+        past = days[0] - timedelta(days=back)
+        if past >= first_partition and store.exists("liquid_universe", past):
+            universes[past] = store.read("liquid_universe", past, columns=UNIVERSE_COLUMNS)
+    windows = {}
+    for day in days:
+        window = tuple(day - timedelta(days=back) for back in range(window_days - 1, -1, -1))
+        known = tuple(d for d in window if d in universes)
+        members = pl.concat([universes[d].select(UNIVERSE_COLUMNS) for d in known]).filter(pl.col("in_universe"))
+        windows[day] = UniverseWindow(window, known, tuple(members["symbol"].unique().sort().to_list()))
+    return windows
 
 
 def market_regime_history(

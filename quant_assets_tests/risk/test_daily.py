@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
-from quant_assets.risk.stage import (
-    RiskSettings,
+from quant_assets.lakehouse.bars_cache import BarsCache
+from quant_assets.lakehouse.store import PartitionStore
+from quant_assets.risk.daily import (
     allocate_barbell,
     assess_regime,
     check_weights,
     covariance_matrix,
     covariance_problems,
     estimate_signal_covariance,
+    load_prices,
     market_regime_history,
+    universe_windows,
 )
 from quant_assets.risk.regime import detect_regimes
 from quant_assets.risk.returns import build_returns_panel, equal_weight_market_returns
+from quant_assets.risk.settings import RiskSettings
 from quant_assets.screening.config import resolve_configs
 from quant_assets.screening.discovery import fetch_raw_screen
 from quant_assets.screening.gates import select_liquid_universe, select_signals, selected_signals
@@ -121,3 +126,47 @@ def test_covariance_problems_accepts_the_estimate_and_names_each_fault(outputs):
     with_nan = cov.with_columns(pl.when(diagonal & first).then(float("nan")).otherwise(pl.col("covariance")).alias("covariance"))
     assert covariance_problems(with_nan) == ["1 NaN or infinite entries"]
     assert "expected" in covariance_problems(cov.head(3))[0]  # not square
+
+
+def _universe(*members: str, outside: str = "X:OUT") -> pl.DataFrame:
+    return pl.DataFrame({"symbol": [*members, outside], "in_universe": [True] * len(members) + [False]})
+
+
+def test_universe_windows_join_the_run_with_the_materialised_days_before_it(tmp_path):
+    store = PartitionStore(tmp_path)
+    first = date(2024, 1, 1)
+    store.write("liquid_universe", date(2024, 1, 2), _universe("X:OLD"))
+    store.write("liquid_universe", date(2024, 1, 4), _universe("X:B"))
+    run = {date(2024, 1, 5): _universe("X:A"), date(2024, 1, 6): _universe("X:A", "X:C")}
+    windows = universe_windows(run, store, first, window_days=5)
+    assert list(windows) == [date(2024, 1, 5), date(2024, 1, 6)]
+    fifth = windows[date(2024, 1, 5)]
+    assert fifth.days == tuple(date(2024, 1, d) for d in range(1, 6))
+    assert fifth.materialised == (date(2024, 1, 2), date(2024, 1, 4), date(2024, 1, 5))
+    assert fifth.symbols == ("X:A", "X:B", "X:OLD")  # members only, each once, sorted
+    sixth = windows[date(2024, 1, 6)]
+    assert sixth.materialised == (date(2024, 1, 2), date(2024, 1, 4), date(2024, 1, 5), date(2024, 1, 6))
+    assert sixth.symbols == ("X:A", "X:B", "X:C", "X:OLD")
+    # A partition before the first one is never read, even if a file is there.
+    store.write("liquid_universe", date(2023, 12, 31), _universe("X:EARLY"))
+    assert "X:EARLY" not in universe_windows(run, store, first, window_days=7)[date(2024, 1, 5)].symbols
+
+
+def test_load_prices_fetch_each_symbols_missing_days_once_through_the_cache(tmp_path):
+    source = SyntheticSource(SyntheticMarketConfig(n_instruments=400, seed=11))
+    symbols = source.market.instruments.filter(pl.col("calendar") == "7d")["symbol"].head(3).to_list()
+    asked = []
+
+    class Counting:
+        def daily_bars(self, wanted, start, end):
+            asked.append((tuple(wanted), start, end))
+            return source.daily_bars(wanted, start, end)
+
+    cache = BarsCache(tmp_path)
+    days = {DAY: symbols[:2], DAY + timedelta(days=1): symbols[1:]}
+    prices = load_prices(Counting(), cache, days, lookback_days=30)
+    assert prices.symbols == tuple(sorted(symbols))
+    assert str(prices.dates[0]) == str(DAY - timedelta(days=30)) and str(prices.dates[-1]) == str(DAY + timedelta(days=1))
+    assert asked == [(tuple(sorted(symbols)), DAY - timedelta(days=30), DAY + timedelta(days=1))]
+    again = load_prices(Counting(), cache, days, lookback_days=30)
+    assert len(asked) == 1 and np.array_equal(again.closes, prices.closes, equal_nan=True)

@@ -9,8 +9,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quant_assets.errors import ValidationError
-from quant_assets.sources.indicators import INDICATOR_COLUMNS
-from quant_assets.sources.reconstruct import reconstruct_screen
+from quant_assets.sources.screener.indicators import INDICATOR_COLUMNS
+from quant_assets.sources.screener.reconstruct import reconstruct_screen
 from quant_assets.sources.synthetic import SyntheticMarketConfig, get_market
 
 MARKET = get_market(SyntheticMarketConfig(n_instruments=300, seed=5))

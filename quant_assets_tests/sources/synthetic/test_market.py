@@ -12,9 +12,10 @@ import polars as pl
 import pytest
 
 from quant_assets.errors import ConfigError, SourceResponseError, ValidationError
-from quant_assets.sources.base import BAR_COLUMNS, MarketSource, ScanFilter, ScanQuery
-from quant_assets.sources.indicators import INDICATOR_COLUMNS
-from quant_assets.sources.scan_filters import apply_scan_filters
+from quant_assets.instruments import BAR_COLUMNS
+from quant_assets.sources.base import MarketSource, ScanFilter, ScanQuery
+from quant_assets.sources.screener.indicators import INDICATOR_COLUMNS
+from quant_assets.sources.screener.scan_filters import apply_scan_filters
 from quant_assets.sources.synthetic import (
     INSTRUMENT_COLUMNS,
     SCREEN_COLUMNS,

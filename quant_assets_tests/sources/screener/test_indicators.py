@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from quant_assets.errors import ValidationError
-from quant_assets.sources import indicators as ind
+from quant_assets.sources.screener import indicators as ind
 
 NAN = math.nan
 

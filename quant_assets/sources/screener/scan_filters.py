@@ -9,28 +9,22 @@ and the config that asked for it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 import polars as pl
 
 from quant_assets.errors import SourceResponseError
-from quant_assets.sources.base import ScanFilter, ScanQuery
+from quant_assets.sources.base import FilterOperation, ScanFilter, ScanQuery, scan_query_name
 
 _COMPARISONS = ("greater", "egreater", "less", "eless", "equal", "nequal")
 
-#: Filter operations :func:`apply_scan_filters` implements.
-SUPPORTED_OPERATIONS: frozenset[str] = frozenset(
-    {*_COMPARISONS, "in_range", "not_in_range", "empty", "nempty", "match", "nmatch", "has", "has_none_of"}
-)
-
-
-def _asker(label: str) -> str:
-    return f"scan query {label!r}" if label else "a scan query"
+#: Filter operations :func:`apply_scan_filters` implements: every :data:`FilterOperation`.
+SUPPORTED_OPERATIONS: frozenset[str] = frozenset(get_args(FilterOperation))
 
 
 def unknown_field_error(field: str, label: str, where: str = "filters") -> SourceResponseError:
     """The error for a field the screen does not have (the scanner answers HTTP 400)."""
-    return SourceResponseError(f'Unknown field "{field}" in the {where} of {_asker(label)}')
+    return SourceResponseError(f'Unknown field "{field}" in the {where} of {scan_query_name(label)}')
 
 
 def _values(flt: ScanFilter, label: str) -> list[Any]:
@@ -38,7 +32,7 @@ def _values(flt: ScanFilter, label: str) -> list[Any]:
         return list(flt.right)
     if flt.right is None:
         raise SourceResponseError(
-            f"filter {flt.left!r} {flt.operation} of {_asker(label)} needs a value or a list of values"
+            f"filter {flt.left!r} {flt.operation} of {scan_query_name(label)} needs a value or a list of values"
         )
     return [flt.right]
 
@@ -53,7 +47,7 @@ def _comparison(schema: pl.Schema, flt: ScanFilter, label: str) -> pl.Expr:
         operand: Any = pl.col(right)
     elif right is None or isinstance(right, (list, tuple, dict)):
         raise SourceResponseError(
-            f"filter {flt.left!r} {flt.operation} of {_asker(label)} needs a single value, got {right!r}"
+            f"filter {flt.left!r} {flt.operation} of {scan_query_name(label)} needs a single value, got {right!r}"
         )
     else:
         operand = pl.lit(right)
@@ -76,7 +70,7 @@ def _in_range(schema: pl.Schema, flt: ScanFilter, label: str) -> pl.Expr:
     if schema[flt.left].is_numeric():
         if not numeric_bounds:
             raise SourceResponseError(
-                f"filter {flt.left!r} {flt.operation} of {_asker(label)} needs [low, high], got {flt.right!r}"
+                f"filter {flt.left!r} {flt.operation} of {scan_query_name(label)} needs [low, high], got {flt.right!r}"
             )
         return column.is_between(values[0], values[1], closed="both")
     # On a text field the scanner reads in_range as "one of" (e.g. type in [stock, fund]).
@@ -110,7 +104,7 @@ def _filter_expression(schema: pl.Schema, flt: ScanFilter, label: str) -> pl.Exp
     if operation in ("match", "nmatch"):
         if not isinstance(flt.right, str):
             raise SourceResponseError(
-                f"filter {flt.left!r} {operation} of {_asker(label)} needs a text pattern, got {flt.right!r}"
+                f"filter {flt.left!r} {operation} of {scan_query_name(label)} needs a text pattern, got {flt.right!r}"
             )
         found = column.cast(pl.String).str.contains("(?i)" + flt.right)
         return found if operation == "match" else ~found
@@ -120,7 +114,7 @@ def _filter_expression(schema: pl.Schema, flt: ScanFilter, label: str) -> pl.Exp
         # A missing value has none of the values.
         return (~_has(schema, flt, label)).fill_null(True)
     raise SourceResponseError(
-        f"filter {flt.left!r} of {_asker(label)} uses operation {operation!r}, which this source does not "
+        f"filter {flt.left!r} of {scan_query_name(label)} uses operation {operation!r}, which this source does not "
         f"support (supported: {', '.join(sorted(SUPPORTED_OPERATIONS))})"
     )
 
@@ -161,7 +155,7 @@ def apply_scan_filters(
     try:
         return frame.filter(*expressions)
     except pl.exceptions.PolarsError as exc:
-        raise SourceResponseError(f"the filters of {_asker(label)} cannot be evaluated: {exc}") from exc
+        raise SourceResponseError(f"the filters of {scan_query_name(label)} cannot be evaluated: {exc}") from exc
 
 
 def answer_query(screen: pl.DataFrame, query: ScanQuery) -> pl.DataFrame:
