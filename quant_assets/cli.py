@@ -80,9 +80,18 @@ def _parser() -> argparse.ArgumentParser:
     _add_market_args(fake)
 
     query = commands.add_parser("sql", help="run one read-only DuckDB SQL query over the lakehouse")
-    query.add_argument("query", help='e.g. "SELECT * FROM regime ORDER BY date"')
+    query.add_argument("query", help='one SELECT statement, e.g. "SELECT * FROM regime ORDER BY date"')
     query.add_argument("--lakehouse", help="lakehouse root")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    doctor = commands.add_parser("doctor", help="list stray, corrupt, legacy and off-contract files (exit 1 if any)")
+    doctor.add_argument("--lakehouse", help="lakehouse root")
+
+    catalog = commands.add_parser("catalog", help="the point-in-time catalog for other DuckDB clients")
+    actions = catalog.add_subparsers(dest="action", required=True)
+    export = actions.add_parser("export", help="write a DuckDB file with the lakehouse's views and macros")
+    export.add_argument("path", help="the .duckdb file to write (replaced if it exists)")
+    export.add_argument("--lakehouse", help="lakehouse root")
     return parser
 
 
@@ -190,12 +199,33 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from quant_assets.lakehouse.doctor import examine
+    from quant_assets.lakehouse.store import PartitionStore
+
+    store = PartitionStore(args.lakehouse)
+    findings = examine(store)
+    for finding in findings:
+        print(finding)
+    print(f"{len(findings)} problem{'s' if len(findings) != 1 else ''} in {store.root}")
+    return 1 if findings else 0
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    from quant_assets.lakehouse import sql
+
+    path = sql.export(args.path, args.lakehouse)
+    print(f"wrote {path}: ATTACH '{path}' AS lake (READ_ONLY); USE lake; then the README's queries")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     import duckdb
 
     try:
-        commands = {"run": _run, "screen": _screen, "fake-scanner": _fake_scanner, "sql": _sql}
+        commands = {"run": _run, "screen": _screen, "fake-scanner": _fake_scanner, "sql": _sql,
+                    "doctor": _doctor, "catalog": _catalog}
         return commands[args.command](args)
     except (QuantAssetsError, duckdb.Error) as exc:
         print(f"quant-assets: error: {exc}", file=sys.stderr)

@@ -87,8 +87,8 @@ CONTRACTS: dict[str, Contract] = {
     ),
     "metadata_catalog": Contract(
         columns={"date": _DATE, "symbol": _STR, "tick_size": _F64, "pricescale": _I64,
-                 "in_signals": _BOOL, "recorded_at": pl.Datetime("us", "UTC")},
-        key=("symbol", "recorded_at"),
+                 "minmov": _I64, "in_signals": _BOOL},
+        key=("symbol",),
         finite=("tick_size",),
     ),
 }

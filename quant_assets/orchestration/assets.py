@@ -164,7 +164,7 @@ def raw_screen(
         per_config = frame.group_by("config").len().sort("config")
         reconstructed = int(frame["reconstructed"].sum()) if "reconstructed" in frame.columns else 0
         return frame, {
-            **frame_metadata(frame, store.path("raw_screen", day)),
+            **frame_metadata(frame, store, "raw_screen", day),
             "rows_per_config": {r["config"]: r["len"] for r in per_config.iter_rows(named=True)},
             "failed_configs": fetched.failures or "none",
             "reconstructed": (
@@ -203,7 +203,7 @@ def liquid_universe(
         frame = select_liquid_universe(raw_screen[day.isoformat()], configs)
         rejected = frame.group_by("rejected_by").len().sort("len", descending=True)
         return frame, {
-            **frame_metadata(frame.filter(pl.col("in_universe")), store.path("liquid_universe", day)),
+            **frame_metadata(frame.filter(pl.col("in_universe")), store, "liquid_universe", day),
             "dagster/row_count": frame.height,
             "in_universe": int(frame["in_universe"].sum()),
             "rejections": {str(r["rejected_by"]): r["len"] for r in rejected.iter_rows(named=True)},
@@ -226,7 +226,7 @@ def signals(
         frame = select_signals(liquid_universe[day.isoformat()], configs)
         chosen = frame.filter(pl.col("selected")).sort(["config", "rank"])
         return frame, {
-            **frame_metadata(frame, store.path("signals", day), preview=chosen.select(
+            **frame_metadata(frame, store, "signals", day, preview=chosen.select(
                 "config", "rank", "symbol", "direction", "alpha_field", "alpha_value", "ADX")),
             "selected": chosen.height,
         }
@@ -264,7 +264,7 @@ def regime(
         before_start = [d for d in window.days if d < first]
         not_materialised = [d.isoformat() for d in window.days if d >= first and d not in window.materialised]
         metadata = {
-            **frame_metadata(frame, store.path("regime", day)),
+            **frame_metadata(frame, store, "regime", day),
             "regime": frame["regime"][0],
             "universe_window": f"{window.days[0]}..{day} ({UNIVERSE_WINDOW_DAYS} liquid_universe partitions)",
             "universe_partitions_missing": "; ".join(filter(None, [
@@ -301,7 +301,7 @@ def covariance(
 
     def build(day: date) -> Built:
         frame, info = estimate_signal_covariance(prices, legs[day], day, settings)
-        metadata = {**frame_metadata(frame, store.path("covariance", day)), **info}
+        metadata = {**frame_metadata(frame, store, "covariance", day), **info}
         if day == newest and frame.height:
             metadata["correlation"] = picture(draw_correlation_heatmap(*covariance_matrix(frame)), f"correlation on {day}")
         return frame, metadata
@@ -340,7 +340,7 @@ def barbell_weights(
         untradeable[key] = constituents_without_tick_size(frame, store.read("metadata_catalog", day))
         by_sleeve = frame.group_by("sleeve").agg(pl.col("weight").sum()).sort("sleeve")
         metadata = {
-            **frame_metadata(frame, store.path("barbell_weights", day), preview=frame.sort("weight", descending=True)),
+            **frame_metadata(frame, store, "barbell_weights", day, preview=frame.sort("weight", descending=True)),
             "regime": label,
             "sleeve_weights": {r["sleeve"]: round(r["weight"], 6) for r in by_sleeve.iter_rows(named=True)},
         }
@@ -375,9 +375,8 @@ def metadata_catalog(
 
     def build(day: date) -> Built:
         key = day.isoformat()
-        previous = store.read("metadata_catalog", day) if store.exists("metadata_catalog", day) else None
-        frame = build_observations(raw_screen[key], signals[key], day, previous=previous)
-        return frame, {**frame_metadata(frame, store.path("metadata_catalog", day)), "symbols": frame.height}
+        frame = build_observations(raw_screen[key], signals[key], day)
+        return frame, {**frame_metadata(frame, store, "metadata_catalog", day), "symbols": frame.height}
 
     frames = _each_day(context, build)
     yield from _results("metadata_catalog", frames, check_result("signals_have_tick_size", {

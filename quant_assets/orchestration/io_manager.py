@@ -1,10 +1,12 @@
-"""A Parquet IO manager of our own: each daily partition is ``<root>/<asset>/date=D/part-0.parquet``.
+"""A Parquet IO manager of our own over the versioned partition store
+(``<root>/<asset>/date=D/part-<recorded>-<digest>.parquet``, :mod:`quant_assets.lakehouse.store`).
 
 One convention in both directions, whatever the run covers (one partition, or a range in a
 single-run backfill):
 
-* an asset returns ``{partition_key: frame}`` for the partitions of its run, and every
-  partition is written atomically (temp file, then rename) on its own;
+* an asset returns ``{partition_key: frame}`` for the partitions of its run; every partition
+  is written atomically on its own, all with one recorded time (a run's outputs are one
+  knowledge event), and a partition whose content did not change gets no new version;
 * an input arrives as ``{partition_key: frame}``, ascending, even when one partition maps
   (Dagster's stock managers hand over a bare frame then, which breaks lookback code on the
   first day of a range).
@@ -43,11 +45,10 @@ class ParquetIOManager(ConfigurableIOManager):
                 f"{asset}: the asset must return one frame per partition of its run "
                 f"{sorted(expected)}, got {got}"
             )
-        store = self._store()
-        for key in sorted(obj):
-            if not isinstance(obj[key], pl.DataFrame):
-                raise LakehouseError(f"{asset} {key}: expected a polars DataFrame, got {type(obj[key]).__name__}")
-            store.write(asset, key, obj[key])
+        for key, frame in obj.items():
+            if not isinstance(frame, pl.DataFrame):
+                raise LakehouseError(f"{asset} {key}: expected a polars DataFrame, got {type(frame).__name__}")
+        self._store().write_many(asset, obj)
 
     def load_input(self, context: InputContext) -> dict[str, pl.DataFrame]:
         asset = _asset_name(context)
@@ -57,7 +58,8 @@ class ParquetIOManager(ConfigurableIOManager):
         for key in sorted(context.asset_partition_keys):
             if not store.exists(asset, key):
                 raise LakehouseError(
-                    f"{asset}: partition {key} is not materialised (no {store.path(asset, key)}); materialise it first"
+                    f"{asset}: partition {key} is not materialised (no version under "
+                    f"{store.partition_dir(asset, key)}); materialise it first"
                 )
             frames[key] = store.read(asset, key, columns=columns)
         return frames

@@ -3,6 +3,7 @@ preview, a link to the Parquet file, pictures) and check results over a run's pa
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Mapping, Sequence
 
 import polars as pl
@@ -10,6 +11,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, TableCo
 from matplotlib.figure import Figure
 from upath import UPath
 
+from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.reporting.charts import markdown_image, render_png
 
 #: Partitions listed by name in a failed check's metadata; the rest are counted.
@@ -35,21 +37,26 @@ def markdown_table(frame: pl.DataFrame, max_rows: int = 10) -> str:
 
 
 def parquet_link(path: UPath) -> MetadataValue:
-    """A local file as a path the UI can copy; an object-store file as a URL."""
+    """A local path as a path the UI can copy; an object-store path as a URL."""
     if path.protocol in ("", "file", "local"):
         return MetadataValue.path(str(path))
     return MetadataValue.url(str(path))
 
 
-def frame_metadata(frame: pl.DataFrame, path: UPath, preview: pl.DataFrame | None = None) -> dict[str, Any]:
-    """Standard metadata for a partition stored at ``path``; ``preview`` defaults to its head."""
+def frame_metadata(
+    frame: pl.DataFrame, store: PartitionStore, asset: str, day: date, preview: pl.DataFrame | None = None
+) -> dict[str, Any]:
+    """Standard metadata for partition ``day`` of ``asset``: its folder in ``store`` (whose
+    newest ``part-*.parquet`` is the live version) and a query reading it; ``preview``
+    defaults to the frame's head."""
     schema = TableSchema(columns=[TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
     return {
         "dagster/row_count": frame.height,
         "dagster/column_schema": schema,
         "preview": MetadataValue.md(markdown_table(frame if preview is None else preview)),
-        "parquet": parquet_link(path),
-        "duckdb": MetadataValue.md(f"```sql\nSELECT * FROM read_parquet('{path}');\n```"),
+        "parquet": parquet_link(store.partition_dir(asset, day)),
+        "duckdb": MetadataValue.md(
+            f"```sh\nquant-assets sql \"SELECT * FROM {asset}_as_of(DATE '{day}')\"\n```"),
     }
 
 

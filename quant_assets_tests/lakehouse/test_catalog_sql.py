@@ -5,14 +5,9 @@ from datetime import date, datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from quant_assets.errors import ValidationError
+from quant_assets.errors import LakehouseError, ValidationError
 from quant_assets.lakehouse import sql
-from quant_assets.lakehouse.catalog import (
-    build_observations,
-    constituents_without_tick_size,
-    latest_snapshot,
-    missing_tick_sizes,
-)
+from quant_assets.lakehouse.catalog import build_observations, constituents_without_tick_size, missing_tick_sizes
 from quant_assets.lakehouse.store import PartitionStore
 
 D1, D2, D3, D4 = (date(2024, 1, d) for d in (1, 2, 3, 4))
@@ -42,13 +37,12 @@ def _signals(symbols: list[str]) -> pl.DataFrame:
 
 def _write_days(store: PartitionStore, days: list[tuple[date, int | None]]) -> None:
     for i, (day, scale) in enumerate(days):
-        obs = build_observations(_raw(day, scale), _signals(["BINANCE:BTCUSDT"]), day,
-                                 recorded_at=T0 + timedelta(hours=i))
-        store.write("metadata_catalog", day, obs)
+        obs = build_observations(_raw(day, scale), _signals(["BINANCE:BTCUSDT"]), day)
+        store.write("metadata_catalog", day, obs, recorded_at=T0 + timedelta(hours=i))
 
 
 def test_observations_one_row_per_symbol_with_tick_size():
-    obs = build_observations(_raw(D1), _signals(["NASDAQ:AAPL"]), D1, recorded_at=T0)
+    obs = build_observations(_raw(D1), _signals(["NASDAQ:AAPL"]), D1)
     assert obs["symbol"].to_list() == ["BINANCE:BTCUSDT", "NASDAQ:AAPL"]
     assert obs["tick_size"].to_list() == [0.01, 0.01]
     assert obs["in_signals"].to_list() == [False, True]
@@ -65,20 +59,20 @@ def test_rows_stamped_with_another_day_are_rejected():
         build_observations(_raw(D1), _signals([]), D2)
 
 
-def test_rematerialising_same_facts_keeps_recorded_at():
-    first = build_observations(_raw(D1), _signals([]), D1, recorded_at=T0)
-    again = build_observations(_raw(D1), _signals([]), D1, recorded_at=T0 + timedelta(days=3),
-                               previous=first)
-    assert again.equals(first)
-    changed = build_observations(_raw(D1, 10), _signals([]), D1,
-                                 recorded_at=T0 + timedelta(days=3), previous=first)
-    # A correction is a new snapshot appended to the old one, which stays readable.
-    assert changed.group_by("recorded_at").len().sort("recorded_at").rows() == [
-        (T0, 2), (T0 + timedelta(days=3), 2)]
-    assert latest_snapshot(changed).drop("recorded_at").equals(
-        build_observations(_raw(D1, 10), _signals([]), D1).drop("recorded_at"))
-    with pytest.raises(ValidationError, match="not after the stored one"):
-        build_observations(_raw(D1, 1000), _signals([]), D1, recorded_at=T0, previous=changed)
+def test_rematerialising_same_facts_adds_no_version_and_a_correction_keeps_the_old_one(tmp_path):
+    store = PartitionStore(tmp_path)
+    first = store.write("metadata_catalog", D1, build_observations(_raw(D1), _signals([]), D1), recorded_at=T0)
+    again = store.write("metadata_catalog", D1, build_observations(_raw(D1), _signals([]), D1),
+                        recorded_at=T0 + timedelta(days=3))
+    assert again == first and len(store.versions("metadata_catalog", D1)) == 1
+    fixed = build_observations(_raw(D1, 10), _signals([]), D1)
+    store.write("metadata_catalog", D1, fixed, recorded_at=T0 + timedelta(days=3))
+    # A correction is a new version beside the old one, which stays readable as known before.
+    assert [v.recorded_at for v in store.versions("metadata_catalog", D1)] == [T0, T0 + timedelta(days=3)]
+    assert store.read("metadata_catalog", D1).equals(fixed)
+    assert store.read("metadata_catalog", D1, known_at=T0 + timedelta(days=1))["tick_size"].to_list() == [0.01, 0.01]
+    with pytest.raises(LakehouseError, match="not after the live one"):
+        store.write("metadata_catalog", D1, build_observations(_raw(D1, 1000), _signals([]), D1), recorded_at=T0)
 
 
 def test_correction_keeps_what_was_known_before(tmp_path):
@@ -86,9 +80,7 @@ def test_correction_keeps_what_was_known_before(tmp_path):
     _write_days(store, [(D1, 100), (D2, 100), (D3, 100)])
     # Later, D2 is re-materialised with a corrected tick size: a new knowledge version.
     corrected_at = T0 + timedelta(days=30)
-    fixed = build_observations(_raw(D2, 10), _signals([]), D2, recorded_at=corrected_at,
-                               previous=store.read("metadata_catalog", D2))
-    store.write("metadata_catalog", D2, fixed)
+    store.write("metadata_catalog", D2, build_observations(_raw(D2, 10), _signals([]), D2), recorded_at=corrected_at)
     q = ("SELECT tick_size FROM symbols_as_of('{d}'{known}) WHERE symbol = 'BINANCE:BTCUSDT'")
     assert sql.query(q.format(d=D2, known=""), tmp_path).item() == 0.1
     before = f", TIMESTAMPTZ '{(corrected_at - timedelta(days=1)).isoformat()}'"
@@ -135,27 +127,25 @@ def test_asset_views_have_date_column_and_skip_empty_assets(tmp_path):
         store.write("regime", day, pl.DataFrame({"date": [day], "regime": ["QUIET"]}))
     frame = sql.query("SELECT date, regime FROM regime ORDER BY date", tmp_path)
     assert frame["date"].to_list() == [D1, D2]
-    con = sql.connect(tmp_path)
-    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    with sql.connect(tmp_path) as con:
+        views = {r[0] for r in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     assert views == {"regime"}
 
 
-def test_constituents_without_tick_size_uses_latest_snapshot():
-    first = build_observations(_raw(D1, None), _signals([]), D1, recorded_at=T0)
+def test_constituents_without_tick_size_names_each_one():
     weights = pl.DataFrame({"symbol": ["BINANCE:BTCUSDT", "NASDAQ:AAPL", "NYSE:GONE"]})
-    assert constituents_without_tick_size(weights, first) == ["BINANCE:BTCUSDT", "NYSE:GONE"]
-    fixed = build_observations(_raw(D1, 100), _signals([]), D1, recorded_at=T0 + timedelta(hours=1),
-                               previous=first)
-    assert constituents_without_tick_size(weights, fixed) == ["NYSE:GONE"]
+    no_btc_tick = build_observations(_raw(D1, None), _signals([]), D1)
+    assert constituents_without_tick_size(weights, no_btc_tick) == ["BINANCE:BTCUSDT", "NYSE:GONE"]
+    assert constituents_without_tick_size(weights, build_observations(_raw(D1, 100), _signals([]), D1)) == [
+        "NYSE:GONE"]
 
 
 def test_symbols_unseen_for_30_days_are_retired_as_of_a_day(tmp_path):
     store = PartitionStore(tmp_path)
     _write_days(store, [(D1, 100)])
     later = D1 + timedelta(days=40)
-    obs = build_observations(_raw(later, 100).filter(pl.col("symbol") == "NASDAQ:AAPL"),
-                             _signals([]), later, recorded_at=T0 + timedelta(days=40))
-    store.write("metadata_catalog", later, obs)
+    obs = build_observations(_raw(later, 100).filter(pl.col("symbol") == "NASDAQ:AAPL"), _signals([]), later)
+    store.write("metadata_catalog", later, obs, recorded_at=T0 + timedelta(days=40))
     q = "SELECT symbol, active, last_observed FROM symbols_as_of('{d}'{extra}) ORDER BY symbol"
     for known in ("", ", TIMESTAMPTZ '2099-01-01 00:00:00+00'"):  # cached and derived paths
         assert sql.query(q.format(d=D1 + timedelta(days=29), extra=known), tmp_path).rows() == [
@@ -169,15 +159,15 @@ def test_versions_cache_follows_every_write(tmp_path):
     _write_days(store, [(D1, 100), (D2, 100)])
     q = "SELECT tick_size FROM symbols_as_of('{d}') WHERE symbol = 'BINANCE:BTCUSDT'"
     assert sql.query(q.format(d=D2), tmp_path).item() == 0.01
-    cached = sorted(p.name for p in (tmp_path / "_cache").iterdir())
-    assert len(cached) == 2 and cached[0].startswith("observation_runs-")
+    cache = tmp_path / "_cache" / "catalog"
+    states = [p.name for p in cache.iterdir() if p.name != "current"]
+    assert len(states) == 1 and (cache / "current").resolve().name == states[0]
     # A new day, and a rewrite of an old one, are seen at once: the cache is keyed by the files.
-    store.write("metadata_catalog", D3, build_observations(
-        _raw(D3, 10), _signals([]), D3, recorded_at=T0 + timedelta(days=3)))
+    store.write("metadata_catalog", D3, build_observations(_raw(D3, 10), _signals([]), D3),
+                recorded_at=T0 + timedelta(days=3))
     assert sql.query(q.format(d=D3), tmp_path).item() == 0.1
-    store.write("metadata_catalog", D2, build_observations(
-        _raw(D2, 10), _signals([]), D2, recorded_at=T0 + timedelta(days=4),
-        previous=store.read("metadata_catalog", D2)))
+    store.write("metadata_catalog", D2, build_observations(_raw(D2, 10), _signals([]), D2),
+                recorded_at=T0 + timedelta(days=4))
     assert sql.query(q.format(d=D2), tmp_path).item() == 0.1
-    live = sql.query(f"SELECT * FROM symbol_versions() ORDER BY symbol, version", tmp_path)
+    live = sql.query("SELECT * FROM symbol_versions() ORDER BY symbol, version", tmp_path)
     assert sql.query("SELECT * FROM symbols ORDER BY symbol, version", tmp_path).equals(live)

@@ -12,17 +12,18 @@ from datetime import date
 import polars as pl
 
 from quant_assets.lakehouse import sql
-from quant_assets.lakehouse.store import PartitionStore
+from quant_assets.lakehouse.store import VERSION_FILE, PartitionStore
 
 DAY = date(2024, 6, 3)
 
 WRITER = """
 import sys
 import numpy as np, polars as pl
-from quant_assets.lakehouse.store import PartitionStore
+from quant_assets.lakehouse.store import VERSION_FILE, PartitionStore
 store = PartitionStore(sys.argv[1])
 rng = np.random.default_rng(0)
-frame = pl.DataFrame({"date": [None] * 400_000, "x": rng.standard_normal(400_000)}).with_columns(
+frame = pl.DataFrame({"date": [None] * 400_000, "symbol_a": "A", "symbol_b": "B",
+                      "covariance": rng.standard_normal(400_000)}).with_columns(
     pl.lit(sys.argv[2]).str.to_date().alias("date"))
 print("writing", flush=True)
 for i in range(10_000):
@@ -32,7 +33,7 @@ for i in range(10_000):
 
 def test_writer_killed_mid_write_leaves_previous_partition_readable(tmp_path):
     store = PartitionStore(tmp_path)
-    old = pl.DataFrame({"date": [DAY], "x": [1.0], "generation": [-1]})
+    old = pl.DataFrame({"date": [DAY], "symbol_a": ["A"], "symbol_b": ["B"], "covariance": [1.0], "generation": [-1]})
     store.write("covariance", DAY, old)
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), DAY.isoformat()],
                             stdout=subprocess.PIPE, text=True)
@@ -44,9 +45,11 @@ def test_writer_killed_mid_write_leaves_previous_partition_readable(tmp_path):
         proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
     folder = tmp_path / "covariance" / f"date={DAY}"
-    visible = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
-    assert visible == ["part-0.parquet"]
-    frame = store.read("covariance", DAY)  # a whole file: the old one or a complete new one
+    visible = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    # Every visible file is a whole version: the old one and complete new ones, nothing half-written.
+    assert visible and all(VERSION_FILE.fullmatch(p.name) for p in visible)
+    assert all(pl.read_parquet(p)["generation"].n_unique() == 1 for p in visible)
+    frame = store.read("covariance", DAY)  # the newest whole version
     assert frame.height in (1, 400_000)
     assert frame["generation"].n_unique() == 1
     assert sql.query("SELECT count(*) AS n FROM covariance", tmp_path).item() == frame.height

@@ -44,7 +44,8 @@ def test_round_trip_at_hive_path(tmp_path):
     manager = _manager(tmp_path)
     frame = pl.DataFrame({"symbol": ["A:B", "C:D"], "weight": [0.4, 0.6]})
     manager.handle_output(_output("2024-02-03"), {"2024-02-03": frame})
-    path = tmp_path / "signals" / "date=2024-02-03" / "part-0.parquet"
+    path = PartitionStore(tmp_path).path("signals", "2024-02-03")
+    assert str(path.parent) == str(tmp_path / "signals" / "date=2024-02-03")
     assert pl.read_parquet(path).equals(frame)
     loaded = manager.load_input(_input("2024-02-03"))
     assert list(loaded) == ["2024-02-03"]  # a dict even for one partition
@@ -95,7 +96,7 @@ def test_failed_write_leaves_previous_partition(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         manager.handle_output(_output("2024-02-03"), {"2024-02-03": pl.DataFrame({"x": [3]})})
     monkeypatch.undo()
-    assert os.listdir(tmp_path / "signals" / "date=2024-02-03") == ["part-0.parquet"]
+    assert os.listdir(tmp_path / "signals" / "date=2024-02-03") == [PartitionStore(tmp_path).path("signals", "2024-02-03").name]
     assert manager.load_input(_input("2024-02-03"))["2024-02-03"].equals(old)
 
 
