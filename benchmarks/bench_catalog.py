@@ -48,7 +48,6 @@ def _raw_screen(universe: pl.DataFrame, k: int) -> pl.DataFrame:
         pl.col("symbol").str.split(":").list.get(1).alias("name"),
         pl.col("symbol").str.split(":").list.get(0).alias("exchange"),
         pl.lit("spot").alias("type"), pl.lit("USDT").alias("currency"),
-        pl.lit(None, pl.String).alias("base_currency"),
         pl.lit(1.0).alias("close"), pl.lit(1.0).alias("volume"), pl.lit(1.0).alias("Value.Traded"),
         pl.when(pl.col("change") <= k).then(pl.col("pricescale") * 10).otherwise("pricescale")
         .alias("pricescale"),

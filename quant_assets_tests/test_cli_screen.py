@@ -36,13 +36,22 @@ def test_screen_writes_parquet_and_csv(tmp_path, capsys):
 
 
 def test_screen_exit_status_when_a_config_fails(tmp_path, capsys):
+    # SMA10 is in TradingView's field lists for crypto, but the synthetic screen lacks it.
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: bad\ndirection: LONG\nmarkets: [crypto]\ncolumns: [Not.A.Field]\n")
+    bad.write_text("name: bad\ndirection: LONG\nmarkets: [crypto]\ncolumns: [SMA10]\n")
     code = cli.main([*ARGS, "--config", FUTURES, "--config", str(bad)])
     captured = capsys.readouterr()
     assert code == 1
-    assert "config bad failed" in captured.err and "Not.A.Field" in captured.err
+    assert "config bad failed" in captured.err and "SMA10" in captured.err
     assert "us_futures_trend" in captured.out
+
+
+def test_screen_refuses_a_config_asking_for_a_field_no_market_has(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndirection: LONG\nmarkets: [crypto]\ncolumns: [Not.A.Field]\n")
+    assert cli.main([*ARGS, "--config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "key 'columns[0]': field 'Not.A.Field' is not available in any of the markets crypto" in err
 
 
 def test_screen_rejects_unknown_output_suffix(tmp_path, capsys):

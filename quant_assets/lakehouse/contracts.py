@@ -30,13 +30,15 @@ class Contract:
     finite : tuple of str
         Float columns that must hold no NaN or infinity (nulls are allowed unless in ``key``).
     min_rows, max_rows : int
-        Bounds on the partition's row count (``max_rows`` 0 means no bound).
+        Bounds on the partition's row count (``max_rows`` 0 means no bound). Every asset may be
+        empty: a screen can answer no rows, and an empty answer flows through every stage as
+        an empty partition of the same columns (the assets' ``has_rows`` checks warn).
     """
 
     columns: dict[str, pl.DataType]
     key: tuple[str, ...]
     finite: tuple[str, ...] = ()
-    min_rows: int = 1
+    min_rows: int = 0
     max_rows: int = 0
     # Categorical columns with their allowed values (null is never allowed).
     allowed: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -60,11 +62,10 @@ CONTRACTS: dict[str, Contract] = {
                  "selected": _BOOL, "rank": _I64, "alpha_value": _F64, "tick_size": _F64},
         key=("config", "symbol"),
         finite=("alpha_value", "tick_size"),
-        min_rows=0,
         allowed={"direction": frozenset({"LONG", "SHORT"})},
     ),
     "regime": Contract(
-        columns={"date": _DATE, "regime": _STR, "vol_short": _F64, "vol_long": _F64,
+        columns={"date": _DATE, "session": _DATE, "regime": _STR, "vol_short": _F64, "vol_long": _F64,
                  "vol_ratio": _F64, "n_symbols": _I64, "n_days": _I64},
         key=("date",),
         finite=("vol_short", "vol_long", "vol_ratio"),
@@ -72,12 +73,12 @@ CONTRACTS: dict[str, Contract] = {
         allowed={"regime": frozenset({"QUIET", "NORMAL", "CRISIS"})},
     ),
     "covariance": Contract(
-        columns={"date": _DATE, "symbol_a": _STR, "symbol_b": _STR, "covariance": _F64},
+        columns={"date": _DATE, "session": _DATE, "symbol_a": _STR, "symbol_b": _STR, "covariance": _F64},
         key=("symbol_a", "symbol_b"),
         finite=("covariance",),
     ),
     "barbell_weights": Contract(
-        columns={"date": _DATE, "symbol": _STR, "direction": _STR, "sleeve": _STR,
+        columns={"date": _DATE, "session": _DATE, "symbol": _STR, "direction": _STR, "sleeve": _STR,
                  "weight": _F64, "cap": _F64, "regime": _STR},
         key=("symbol",),
         finite=("weight", "cap"),
@@ -122,8 +123,11 @@ def contract_problems(asset: str, frame: pl.DataFrame, day: date) -> list[str]:
 
     key = list(contract.key)
     # Every count in one pass over the frame.
+    session = "session" in contract.columns
     counts = frame.select(
         other_dates=(pl.col("date") != day).sum(),
+        # A partition reflects the last session on or before its day, never a later one.
+        bad_sessions=(pl.col("session").is_null() | (pl.col("session") > day)).sum() if session else pl.lit(0),
         null_keys=pl.any_horizontal(pl.col(key).is_null()).sum(),
         duplicated=pl.struct(key).is_duplicated().sum(),
         **{f"bad_{c}": (pl.col(c).is_nan() | pl.col(c).is_infinite()).sum() for c in contract.finite},
@@ -131,6 +135,8 @@ def contract_problems(asset: str, frame: pl.DataFrame, day: date) -> list[str]:
     ).row(0, named=True)
     if counts["other_dates"]:
         problems.append(f"dates {sorted(set(frame['date'].to_list()))[:3]} are not the partition {day}")
+    if counts["bad_sessions"]:
+        problems.append(f"{counts['bad_sessions']} rows with a null session or one after {day}")
     if counts["null_keys"]:
         problems.append(f"{counts['null_keys']} rows with a null in the key {key}")
     if counts["duplicated"]:

@@ -53,12 +53,14 @@ from quant_assets.risk.daily import (
     UNIVERSE_WINDOW_DAYS,
     allocate_barbell,
     assess_regime,
+    book_warnings,
     check_weights,
     covariance_matrix,
     covariance_problems,
     estimate_signal_covariance,
     load_prices,
     market_regime_history,
+    no_regime_reason,
     universe_windows,
 )
 from quant_assets.risk.returns import PriceMatrix
@@ -83,16 +85,22 @@ _COMMON = dict(
     backfill_policy=BackfillPolicy.single_run(),
 )
 _CONTRACT = "contract"
+#: A warning check: the partition has no rows (an empty screen flows through as empty partitions).
+_HAS_ROWS = "has_rows"
+#: Metadata key saying why a partition has no rows (a build sets it when it knows better than
+#: :data:`_NO_ROWS`).
+_EMPTY = "empty"
+_NO_ROWS = "no rows: its inputs on the day have none"
 
 #: What one partition's computation returns: its frame and its metadata.
 Built = tuple[pl.DataFrame, dict[str, Any]]
 
 
 def _checks(asset_name: str, *names: str, blocking: tuple[str, ...] = ()) -> list[AssetCheckSpec]:
-    """The data-contract check every asset has, plus ``names``."""
+    """The data-contract and has-rows checks every asset has, plus ``names``."""
     return [
         AssetCheckSpec(name, asset=asset_name, blocking=name in blocking)
-        for name in (_CONTRACT, *names)
+        for name in (_CONTRACT, _HAS_ROWS, *names)
     ]
 
 
@@ -102,11 +110,17 @@ def _days(context: AssetExecutionContext) -> list[date]:
 
 
 def _each_day(context: AssetExecutionContext, build: Callable[[date], Built]) -> dict[str, pl.DataFrame]:
-    """``build`` every partition of the run, attach each one's metadata; ``{key: frame}``."""
+    """``build`` every partition of the run, attach each one's metadata; ``{key: frame}``.
+
+    An empty partition is a result, not an error (an empty screen, a book with no legs): its
+    metadata says why under ``empty``, and the asset's ``has_rows`` check warns.
+    """
     frames = {}
     for day in _days(context):
         key = day.isoformat()
         frames[key], metadata = build(day)
+        if frames[key].is_empty():
+            metadata.setdefault(_EMPTY, _NO_ROWS)
         context.add_asset_metadata(metadata, partition_key=key)
     return frames
 
@@ -114,12 +128,33 @@ def _each_day(context: AssetExecutionContext, build: Callable[[date], Built]) ->
 def _results(
     asset_name: str, frames: dict[str, pl.DataFrame], *checks: AssetCheckResult
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
-    """The run's output (one frame per partition), its data-contract check, then ``checks``."""
+    """The run's output (one frame per partition), its data-contract and has-rows checks, then
+    ``checks``."""
     yield Output(frames)
     yield check_result(
         _CONTRACT, {key: contract_problems(asset_name, frame, date.fromisoformat(key)) for key, frame in frames.items()}
     )
+    yield check_result(_HAS_ROWS, {key: [] if frame.height else [f"{asset_name} {key} has no rows"]
+                                   for key, frame in frames.items()}, severity=AssetCheckSeverity.WARN)
     yield from checks
+
+
+def _session(frame: pl.DataFrame, day: date) -> dict[str, str]:
+    """Metadata naming the market session a risk partition reflects: the day itself, or the
+    last session before it when its markets were closed (a weekend, a holiday)."""
+    sessions = frame["session"].unique().drop_nulls()
+    if sessions.is_empty():
+        return {"session": "none"}
+    session = sessions.max()
+    return {"session": str(session) if session == day else f"{session} (markets closed on {day})"}
+
+
+def _window(frame: pl.DataFrame, lookback_days: int) -> str:
+    """The calendar window a risk partition's returns come from: the lookback ending at its session."""
+    if frame.is_empty():
+        return "none"
+    session = frame["session"][0]
+    return f"{session - timedelta(days=lookback_days - 1)}..{session}"
 
 
 def _legs_and_prices(
@@ -265,22 +300,25 @@ def regime(
         not_materialised = [d.isoformat() for d in window.days if d >= first and d not in window.materialised]
         metadata = {
             **frame_metadata(frame, store, "regime", day),
-            "regime": frame["regime"][0],
+            **_session(frame, day),
+            "regime": frame["regime"][0] if frame.height else "none",
             "universe_window": f"{window.days[0]}..{day} ({UNIVERSE_WINDOW_DAYS} liquid_universe partitions)",
             "universe_partitions_missing": "; ".join(filter(None, [
                 f"{len(before_start)} before the first partition {first}" if before_start else "",
                 f"{len(not_materialised)} not materialised: {', '.join(not_materialised)}" if not_materialised else "",
             ])) or "none",
-            "returns_window": f"{day - timedelta(days=settings.regime_lookback_days - 1)}..{day}",
+            "returns_window": _window(frame, settings.regime_lookback_days),
         }
-        if day == newest:  # one picture per run: the newest day, the one people look at
+        if frame.is_empty():
+            metadata[_EMPTY] = no_regime_reason(settings)
+        elif day == newest:  # one picture per run: the newest day, the one people look at
             history = market_regime_history(prices, day, settings, window.symbols)
             metadata["regime_history"] = picture(draw_regime_history(history), f"regime up to {day}")
         return frame, metadata
 
     frames = _each_day(context, build)
     yield from _results("regime", frames, check_result("label_valid", {
-        k: [] if f.height == 1 and f["regime"][0] in ("QUIET", "NORMAL", "CRISIS")
+        k: [] if f.height <= 1 and f["regime"].is_in(["QUIET", "NORMAL", "CRISIS"]).all()
         else [f"labels {f['regime'].to_list()}, expected one of QUIET, NORMAL, CRISIS"]
         for k, f in frames.items()
     }))
@@ -301,7 +339,10 @@ def covariance(
 
     def build(day: date) -> Built:
         frame, info = estimate_signal_covariance(prices, legs[day], day, settings)
-        metadata = {**frame_metadata(frame, store, "covariance", day), **info}
+        metadata = {**frame_metadata(frame, store, "covariance", day), **_session(frame, day), **info}
+        if frame.is_empty():
+            metadata[_EMPTY] = (f"none of the {legs[day].height} signal legs has the history (dropped: "
+                                f"{info['dropped']})" if legs[day].height else "no signal leg selected")
         if day == newest and frame.height:
             metadata["correlation"] = picture(draw_correlation_heatmap(*covariance_matrix(frame)), f"correlation on {day}")
         return frame, metadata
@@ -315,7 +356,7 @@ def covariance(
     group_name="risk",
     # Runs after the catalog so every constituent's tick size can be verified as of the day.
     deps=["metadata_catalog"],
-    check_specs=_checks("barbell_weights", "weights_valid", "constituents_have_tick_size",
+    check_specs=_checks("barbell_weights", "weights_valid", "book_as_configured", "constituents_have_tick_size",
                         blocking=("constituents_have_tick_size",)),
     **_COMMON,
 )
@@ -335,16 +376,20 @@ def barbell_weights(
 
     def build(day: date) -> Built:
         key = day.isoformat()
-        label = regime[key]["regime"][0]
+        label = regime[key]["regime"][0] if regime[key].height else None
         frame = allocate_barbell(prices, legs[day], covariance[key], label, day, settings)
         untradeable[key] = constituents_without_tick_size(frame, store.read("metadata_catalog", day))
         by_sleeve = frame.group_by("sleeve").agg(pl.col("weight").sum()).sort("sleeve")
         metadata = {
             **frame_metadata(frame, store, "barbell_weights", day, preview=frame.sort("weight", descending=True)),
-            "regime": label,
+            **_session(frame, day),
+            "regime": label or "none",
             "sleeve_weights": {r["sleeve"]: round(r["weight"], 6) for r in by_sleeve.iter_rows(named=True)},
+            "book": "; ".join(book_warnings(frame, settings)) or "as configured",
         }
-        if day == newest:
+        if frame.is_empty():
+            metadata[_EMPTY] = "empty book: the covariance kept no signal leg"
+        elif day == newest:
             metadata["weights_by_sleeve"] = picture(draw_weights_by_sleeve(frame), f"weights on {day}")
         return frame, metadata
 
@@ -352,6 +397,8 @@ def barbell_weights(
     yield from _results(
         "barbell_weights", frames,
         check_result("weights_valid", {k: check_weights(f) for k, f in frames.items()}),
+        check_result("book_as_configured", {k: book_warnings(f, settings) for k, f in frames.items()},
+                     severity=AssetCheckSeverity.WARN),
         check_result("constituents_have_tick_size", {
             k: [f"no positive tick size for {', '.join(missing)}"] if missing else []
             for k, missing in untradeable.items()

@@ -1,28 +1,36 @@
 """Barbell portfolio: a maximum-diversification safe core plus a small convex aggressor sleeve.
 
-Rules (DESIGN.md §1 Stage 3), in the order :func:`build_barbell` applies them:
+Rules (DESIGN.md §1 Stage 3), in the order :func:`build_barbell` applies them. They give a
+book whose weights sum to 1 for any number of names N >= 1 (an empty book is an empty frame):
 
 1. Every name gets an antifragility score (:func:`antifragility_score`).
-2. Aggressors are the ``n_aggressors`` names with the highest **positive** scores (ties broken by
-   symbol, so the input order never matters). A name with a score <= 0 has no convexity to
-   offer and stays in the core; if no score is positive (or ``n_aggressors = 0``), there is no
-   aggressor sleeve and the core takes the whole book.
-3. The aggressor sleeve targets ``1 - core_share[regime]`` of the book, spread equally or in
-   proportion to the scores. Each aggressor's combined weight is capped at ``max_weight``;
-   overshoot is handed to the uncapped aggressors (water-filling) and, when every aggressor is
-   at the cap, the remainder goes to the core, whose share then grows.
-4. The core is the maximum-diversification portfolio of the other names with per-asset caps
-   ``max_weight / core_total``, so that combined weights respect ``max_weight``.
-5. Every name is an aggressor (no core): the aggressors take the whole book under the same cap.
+2. The cap is ``max_weight``, unless N names cannot hold the whole book under it
+   (``N * max_weight < 1``, e.g. a book of three names under a 0.2 cap): then the cap widens to
+   ``1 / N``, the tightest cap that book allows, and the ``cap`` column says so (the asset
+   turns that into a warning check). One name alone gets weight 1.
+3. The core must hold its share ``core_share[regime]`` under the cap, which takes at least
+   ``ceil(core_share / cap)`` names. Aggressors are the highest **positive** scores (ties broken
+   by symbol, so the input order never matters), at most ``n_aggressors`` of them and never so
+   many that fewer names than that are left to the core: a small book has fewer aggressors, not
+   a thinner core. A name with a score <= 0 has no convexity to offer and stays in the core; if
+   no score is positive (or ``n_aggressors = 0``), the core takes the whole book.
+4. The aggressor sleeve targets ``1 - core_share[regime]`` of the book, spread equally or in
+   proportion to the scores. Each aggressor is capped; overshoot is handed to the uncapped
+   aggressors (water-filling) and, when every aggressor is at the cap, the remainder goes to the
+   core, whose share then grows.
+5. The core is the maximum-diversification portfolio of the other names with per-asset caps
+   ``cap / core_total``, so that combined weights respect the cap.
+6. A core share of 0 (allowed by the config) may leave every name an aggressor: the aggressors
+   then take the whole book under the same cap.
 
-Infeasibility is an error, never a silently broken book: if the names that must carry the core
-(or, without a core, the aggressors) cannot hold their share under ``max_weight`` — e.g. a
-single name with ``max_weight < 1`` — :class:`OptimisationError` names the regime, the number
-of names and the cap. A single name with ``max_weight = 1`` gets weight 1.
+Rules 2 and 3 make every book feasible: N names under a cap >= 1/N can always hold 1, and the
+core keeps enough names for its share. Only a failed optimisation raises
+:class:`OptimisationError`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -36,7 +44,10 @@ from quant_assets.errors import ConfigError, OptimisationError, ValidationError
 from quant_assets.risk.max_diversification import WEIGHT_TOLERANCE, max_diversification
 
 #: Output columns of :func:`build_barbell`, in this order.
-BARBELL_COLUMNS: tuple[str, ...] = ("symbol", "sleeve", "weight", "antifragility", "cap")
+BARBELL_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String, "sleeve": pl.String, "weight": pl.Float64, "antifragility": pl.Float64, "cap": pl.Float64,
+}
+BARBELL_COLUMNS: tuple[str, ...] = tuple(BARBELL_SCHEMA)
 
 _DEFAULT_CORE_SHARE = MappingProxyType({"QUIET": 0.85, "NORMAL": 0.90, "CRISIS": 0.95})
 
@@ -144,11 +155,12 @@ def build_barbell(
     Parameters
     ----------
     returns : numpy.ndarray, shape (T, N)
-        Daily returns of the positions (SHORT columns sign-flipped), finite, T >= 3.
+        Daily returns of the positions (SHORT columns sign-flipped), finite, T >= 3 (any T when
+        N = 0).
     cov : numpy.ndarray, shape (N, N)
         Covariance of the same columns (e.g. Ledoit-Wolf of ``returns``).
     symbols : sequence of str, length N
-        Unique names of the columns.
+        Unique names of the columns; none gives an empty book.
     regime : str
         A key of ``config.core_share`` (QUIET / NORMAL / CRISIS by default).
     config : BarbellConfig, optional
@@ -158,16 +170,16 @@ def build_barbell(
     -------
     polars.DataFrame
         One row per symbol: ``symbol`` (str), ``sleeve`` ("core" | "aggressor"), ``weight``
-        (f64, fraction of the book, sums to 1 within 1e-9), ``antifragility`` (f64 score),
-        ``cap`` (f64, the bound on ``weight``: ``max_weight``). Sorted by sleeve (core first),
-        weight descending, symbol.
+        (f64, fraction of the book, sums to 1 within 1e-9 unless N = 0), ``antifragility``
+        (f64 score), ``cap`` (f64, the bound on ``weight``: ``max_weight``, or ``1 / N`` when
+        the book is too small for it). Sorted by sleeve (core first), weight descending, symbol.
 
     Raises
     ------
     ValidationError
         On an unknown regime, mismatched shapes, duplicate symbols or invalid returns.
     OptimisationError
-        If the cap makes the book infeasible or the core optimisation fails.
+        If the core optimisation fails.
     """
     config = config or BarbellConfig()
     if regime not in config.core_share:
@@ -175,42 +187,35 @@ def build_barbell(
     x = np.asarray(returns, dtype=np.float64)
     names = list(symbols)
     n = len(names)
-    if n == 0 or x.ndim != 2 or x.shape[1] != n or np.shape(cov) != (n, n):
+    if x.ndim != 2 or x.shape[1] != n or np.shape(cov) != (n, n):
         raise ValidationError(
-            f"need N >= 1 symbols with returns (T, N) and cov (N, N); got N = {n}, "
-            f"returns {x.shape}, cov {np.shape(cov)}"
+            f"need returns (T, N) and cov (N, N) for the N = {n} symbols; got returns {x.shape}, "
+            f"cov {np.shape(cov)}"
         )
     if len(set(names)) != n:
         raise ValidationError("symbols must be unique")
+    if n == 0:
+        return pl.DataFrame(schema=BARBELL_SCHEMA)
     scores = antifragility_score(x)
-    cap = config.max_weight
+    cap = max(config.max_weight, 1.0 / n)
+    core_share = config.core_share[regime]
+    # Names the core needs to hold its share under the cap (the epsilon keeps 0.8 / 0.2 at 4).
+    core_needs = math.ceil(core_share / cap - 1e-9) if core_share > 0.0 else 0
 
     # Rank by score descending, then symbol, so ties and input order cannot change the pick.
     order = sorted(range(n), key=lambda i: (-scores[i], names[i]))
-    aggressors = [i for i in order[: config.n_aggressors] if scores[i] > 0.0]
+    room = min(config.n_aggressors, n - core_needs)
+    aggressors = [i for i in order[:room] if scores[i] > 0.0]
     core = sorted(set(range(n)) - set(aggressors))
 
-    target = 1.0 - config.core_share[regime] if core else 1.0
+    target = 1.0 - core_share if core else 1.0
     raw = np.ones(len(aggressors)) if config.aggressor_weighting == "equal" else scores[aggressors]
     aggressor_weights = _capped_sleeve(raw, target, cap) if aggressors else np.zeros(0)
-    aggressor_total = float(aggressor_weights.sum())
-    if not core and abs(aggressor_total - 1.0) > WEIGHT_TOLERANCE:
-        raise OptimisationError(
-            f"regime {regime}: the book is all aggressors (N = {n}) and max_weight {cap:g} lets "
-            f"them hold only {aggressor_total:.6g} of it; need max_weight >= 1/N = {1.0 / n:.6g}"
-        )
-
     weights = np.zeros(n)
     weights[aggressors] = aggressor_weights
-    core_total = 1.0 - aggressor_total
+    core_total = 1.0 - float(aggressor_weights.sum())
     # A core share of 0 (allowed by the config) leaves the core names at weight 0.
     if core and core_total > WEIGHT_TOLERANCE:
-        if len(core) * cap < core_total - WEIGHT_TOLERANCE:
-            raise OptimisationError(
-                f"regime {regime}: {len(core)} core names of N = {n} cannot hold the core share "
-                f"{core_total:.6g} under max_weight {cap:g}; need max_weight >= "
-                f"{core_total / len(core):.6g}, or more names"
-            )
         cov_core = np.asarray(cov, dtype=np.float64)[np.ix_(core, core)]
         weights[core] = core_total * max_diversification(cov_core, min(1.0, cap / core_total))
 
@@ -230,8 +235,7 @@ def build_barbell(
                 "antifragility": scores,
                 "cap": np.full(n, cap),
             },
-            schema={"symbol": pl.String, "sleeve": pl.String, "weight": pl.Float64,
-                    "antifragility": pl.Float64, "cap": pl.Float64},
+            schema=BARBELL_SCHEMA,
         )
         .sort(["sleeve", "weight", "symbol"], descending=[True, True, False])
     )

@@ -22,10 +22,10 @@ import polars as pl
 from quant_assets.errors import ValidationError
 from quant_assets.lakehouse.bars_cache import BarsCache
 from quant_assets.lakehouse.store import PartitionStore
-from quant_assets.risk.barbell import BarbellConfig, build_barbell
+from quant_assets.risk.barbell import BARBELL_SCHEMA, BarbellConfig, build_barbell
 from quant_assets.risk.covariance import estimate_covariance
 from quant_assets.risk.regime import detect_regimes, turbulence_at
-from quant_assets.risk.returns import PriceMatrix, ReturnsPanel, equal_weight_market_returns
+from quant_assets.risk.returns import MAX_STALE_DAYS, PriceMatrix, ReturnsPanel, equal_weight_market_returns
 from quant_assets.risk.settings import RiskSettings
 from quant_assets.sources.base import MarketSource
 
@@ -120,31 +120,45 @@ def market_regime_history(
     Raises
     ------
     ValidationError
-        If no symbol has ``min_observations`` returns in the lookback, or the returns do not
-        reach ``day``.
+        If no symbol has ``min_observations`` returns in the lookback (a symbol whose last bar
+        is more than :data:`MAX_STALE_DAYS` days before ``day`` is not counted).
     """
     history, _ = _regime_history(prices, day, settings, symbols)
+    if history is None:
+        raise ValidationError(f"regime {day}: {no_regime_reason(settings)}")
     return history
 
 
 def _regime_history(
     prices: Prices, day: date, settings: RiskSettings, symbols: Collection[str] | None
-) -> tuple[pl.DataFrame, ReturnsPanel]:
-    panel = _matrix(prices).returns_panel(
-        day, settings.regime_lookback_days, symbols=symbols, min_observations=settings.min_observations
+) -> tuple[pl.DataFrame | None, ReturnsPanel]:
+    """The regime history and the panel it was measured on; no history without symbols."""
+    panel = _session_panel(
+        _matrix(prices), day, settings.regime_lookback_days, symbols=symbols, min_observations=settings.min_observations
     )
     if not panel.symbols:
-        raise ValidationError(
-            f"regime {day}: no symbol of the universe has {settings.min_observations} returns "
-            f"in the {settings.regime_lookback_days}-day lookback"
-        )
+        return None, panel
     history = detect_regimes(equal_weight_market_returns(panel), panel.dates, settings.regime)
-    if history["date"][-1] != day:
-        raise ValidationError(f"regime {day}: market returns end on {history['date'][-1]}, not on the day")
     history = history.with_columns(
         n_symbols=pl.lit(len(panel.symbols), pl.Int64), n_days=pl.lit(len(panel.dates), pl.Int64)
     )
     return history, panel
+
+
+def no_regime_reason(settings: RiskSettings) -> str:
+    """Why a day has no regime: its universe has no name with enough history."""
+    return (
+        f"no symbol of the universe has {settings.min_observations} returns in the "
+        f"{settings.regime_lookback_days}-day lookback"
+    )
+
+
+#: The columns of :func:`assess_regime`'s frame, also those of an empty regime partition.
+REGIME_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date, "session": pl.Date, "regime": pl.String, "vol_short": pl.Float64,
+    "vol_long": pl.Float64, "vol_ratio": pl.Float64, "warm_up": pl.Boolean, "turbulence": pl.Float64,
+    "n_symbols": pl.Int64, "n_days": pl.Int64,
+}
 
 
 def assess_regime(
@@ -156,24 +170,44 @@ def assess_regime(
     Returns
     -------
     pl.DataFrame
-        One row: the last row of :func:`market_regime_history` with the day's ``turbulence``
-        (null in the first ``turbulence_window`` days of history).
+        One row (:data:`REGIME_SCHEMA`): the last row of :func:`market_regime_history`, dated
+        ``day``, with ``session`` (the last day on or before ``day`` on which the universe
+        traded: ``day`` itself, or the Friday before a weekend of stocks and futures) and that
+        session's ``turbulence`` (null in the first ``turbulence_window`` days of history).
+        No row when no symbol has the history to measure a market (an empty screen, a universe
+        of new listings): see :func:`no_regime_reason`.
     """
     history, panel = _regime_history(prices, day, settings, symbols)
+    if history is None:
+        return pl.DataFrame(schema=REGIME_SCHEMA)
     # Only the day's turbulence is kept, so only the day's is computed (O(1) estimates, not O(T)).
     turbulence = turbulence_at(panel.values, len(panel.dates) - 1, settings.regime.turbulence_window)
+    # On a day its markets were closed, the regime is that of their last session before it.
     return history.tail(1).select(
-        pl.exclude("n_symbols", "n_days"),
+        pl.lit(day).alias("date"),
+        pl.col("date").alias("session"),
+        pl.exclude("date", "n_symbols", "n_days"),
         pl.Series("turbulence", [turbulence], dtype=pl.Float64).fill_nan(None),
         "n_symbols",
         "n_days",
     )
 
 
+def _session_panel(prices: PriceMatrix, day: date, lookback_days: int, *, symbols: Collection[str] | None,
+                   **options: Any) -> ReturnsPanel:
+    """The returns panel of the lookback ending at the symbols' last session on or before
+    ``day``: on a day their markets were closed, exactly the panel of that session."""
+    session = prices.last_session(day, symbols)
+    if session is None:
+        stale = f"no bar within {MAX_STALE_DAYS} days before {day}"
+        return ReturnsPanel((), (), np.empty((0, 0)), {s: stale for s in symbols or ()})
+    return prices.returns_panel(session, lookback_days, symbols=symbols, **options)
+
+
 def _legs_panel(prices: Prices, legs: pl.DataFrame, day: date, settings: RiskSettings) -> ReturnsPanel:
     directions = dict(zip(legs["symbol"].to_list(), legs["direction"].to_list()))
-    panel = _matrix(prices).returns_panel(
-        day, settings.lookback_days, symbols=list(directions),
+    panel = _session_panel(
+        _matrix(prices), day, settings.lookback_days, symbols=list(directions),
         min_observations=settings.min_observations, kind=settings.returns_kind, directions=directions,
     )
     return panel.complete(settings.min_coverage)
@@ -187,8 +221,10 @@ def estimate_signal_covariance(
     Returns
     -------
     frame
-        Long form: ``date``, ``symbol_a``, ``symbol_b``, ``covariance`` (daily, in return²),
-        N² rows sorted by (symbol_a, symbol_b).
+        Long form: ``date``, ``session`` (the last day of the returns window: ``day``, or the
+        legs' last session before it when their markets were closed), ``symbol_a``,
+        ``symbol_b``, ``covariance`` (daily, in return²), N² rows sorted by (symbol_a,
+        symbol_b); no row when no leg has the history (or there are no legs).
     info
         ``shrinkage``, ``n_observations``, the window, and the symbols dropped with reasons.
     """
@@ -199,14 +235,17 @@ def estimate_signal_covariance(
     else:
         cov, shrinkage = np.empty((0, 0)), float("nan")
     n = len(symbols)
+    session = panel.dates[-1] if panel.dates else None
     frame = pl.DataFrame(
         {
             "date": [day] * (n * n),
+            "session": [session] * (n * n),
             "symbol_a": np.repeat(symbols, n).tolist(),
             "symbol_b": symbols * n,
             "covariance": cov.ravel(),
         },
-        schema={"date": pl.Date, "symbol_a": pl.String, "symbol_b": pl.String, "covariance": pl.Float64},
+        schema={"date": pl.Date, "session": pl.Date, "symbol_a": pl.String, "symbol_b": pl.String,
+                "covariance": pl.Float64},
     )
     info = {
         "method": settings.covariance_method,
@@ -239,7 +278,7 @@ def covariance_problems(frame: pl.DataFrame, tol: float = 1e-10) -> list[str]:
     except ValidationError as exc:
         return [str(exc)]
     if not symbols:
-        return ["no symbols"]
+        return []  # an empty book has an empty covariance
     if not np.isfinite(cov).all():
         return [f"{int((~np.isfinite(cov)).sum())} NaN or infinite entries"]
     scale = max(float(np.abs(np.diag(cov)).max()), np.finfo(float).tiny)
@@ -257,7 +296,7 @@ def allocate_barbell(
     prices: Prices,
     legs: pl.DataFrame,
     covariance: pl.DataFrame,
-    regime: str,
+    regime: str | None,
     day: date,
     settings: RiskSettings,
 ) -> pl.DataFrame:
@@ -266,34 +305,60 @@ def allocate_barbell(
     Returns
     -------
     pl.DataFrame
-        ``date``, ``symbol``, ``direction``, ``sleeve`` (core | aggressor), ``weight``,
-        ``antifragility``, ``cap``, ``regime``; weights sum to 1.
+        ``date``, ``session`` (that of the returns window, as in the covariance), ``symbol``,
+        ``direction``, ``sleeve`` (core | aggressor), ``weight``, ``antifragility``, ``cap``
+        (``max_weight``, or wider for a book too small for it), ``regime``; weights sum to 1,
+        or no row when the covariance has no symbol (an empty book).
+
+    Raises
+    ------
+    ValidationError
+        If the returns do not cover the covariance's symbols, or the book is not empty but the
+        day has no ``regime``.
     """
     symbols, cov = covariance_matrix(covariance)
-    if not symbols:
-        raise ValidationError(f"barbell_weights {day}: the covariance has no symbols to allocate to")
     panel = _legs_panel(prices, legs, day, settings)
     if list(panel.symbols) != symbols:
         raise ValidationError(
             f"barbell_weights {day}: returns cover {list(panel.symbols)} but the covariance has {symbols}"
         )
-    config = BarbellConfig(
-        core_share=dict(settings.core_share),
-        n_aggressors=settings.n_aggressors,
-        max_weight=settings.max_weight,
-    )
-    weights = build_barbell(panel.values, cov, symbols, regime, config)
+    if not symbols:
+        weights = pl.DataFrame(schema=BARBELL_SCHEMA)
+    elif regime is None:
+        raise ValidationError(f"barbell_weights {day}: {len(symbols)} legs to allocate to but no regime for the day")
+    else:
+        config = BarbellConfig(
+            core_share=dict(settings.core_share),
+            n_aggressors=settings.n_aggressors,
+            max_weight=settings.max_weight,
+        )
+        weights = build_barbell(panel.values, cov, symbols, regime, config)
     directions = legs.select("symbol", "direction")
+    session = panel.dates[-1] if panel.dates else None
     return (
         weights.join(directions, on="symbol", how="left")
-        .with_columns(date=pl.lit(day), regime=pl.lit(regime))
-        .select("date", "symbol", "direction", "sleeve", "weight", "antifragility", "cap", "regime")
+        .with_columns(date=pl.lit(day), session=pl.lit(session, pl.Date), regime=pl.lit(regime, pl.String))
+        .select("date", "session", "symbol", "direction", "sleeve", "weight", "antifragility", "cap", "regime")
         .sort("symbol")
     )
 
 
+def book_warnings(weights: pl.DataFrame, settings: RiskSettings) -> list[str]:
+    """Ways the day's book departs from its configuration without being wrong: no legs at all,
+    or too few names for ``max_weight`` (the cap widened to 1/N)."""
+    if weights.is_empty():
+        return ["empty book: no signal leg has the history to be weighted"]
+    cap = float(weights["cap"].max())
+    if cap > settings.max_weight:
+        return [f"{weights.height} names cannot hold the book under max_weight {settings.max_weight:g}: "
+                f"cap widened to 1/{weights.height} = {cap:.6g}"]
+    return []
+
+
 def check_weights(weights: pl.DataFrame, tol: float = 1e-9) -> list[str]:
     """Problems with a weights frame: total not 1, a negative weight, a weight over its cap."""
+    if weights.is_empty():
+        return []  # an empty book (book_warnings says so)
     problems = []
     total = float(weights["weight"].sum())
     if abs(total - 1.0) > tol:

@@ -40,6 +40,10 @@ from quant_assets.errors import ValidationError
 #: Columns :func:`build_returns_panel` needs; the other bar columns are ignored.
 REQUIRED_COLUMNS: tuple[str, ...] = ("date", "symbol", "close")
 
+#: A symbol whose last bar is more than this many calendar days before the day is stale
+#: (delisted or halted): a weekend and short exchange holidays are within it.
+MAX_STALE_DAYS = 5
+
 _DIRECTIONS = frozenset({"LONG", "SHORT"})
 _KINDS = frozenset({"simple", "log"})
 
@@ -154,7 +158,7 @@ def build_returns_panel(
     *,
     symbols: Collection[str] | None = None,
     min_observations: int = 20,
-    max_stale_days: int = 5,
+    max_stale_days: int = MAX_STALE_DAYS,
     kind: Literal["simple", "log"] = "simple",
     directions: Mapping[str, str] | None = None,
 ) -> ReturnsPanel:
@@ -277,6 +281,8 @@ class PriceMatrix:
             pl.col("date"), pl.col("symbol"), pl.col("close").cast(pl.Float64)
         ).filter(pl.col("close").is_not_null())
         _check_window(window)
+        if window.is_empty():  # no bar at all: an empty universe or book
+            return cls(np.array([], dtype="datetime64[D]"), (), np.empty((0, 0)))
         symbols = window["symbol"].unique().sort()
         dates = np.unique(window["date"].to_numpy())
         closes = np.full((dates.size, symbols.len()), np.nan)
@@ -285,6 +291,23 @@ class PriceMatrix:
         closes[row, col] = window["close"].to_numpy()
         return cls(dates, tuple(symbols.to_list()), closes)
 
+    def last_session(
+        self, day: date, symbols: Collection[str] | None = None, max_stale_days: int = MAX_STALE_DAYS
+    ) -> date | None:
+        """The last day on or before ``day`` on which one of ``symbols`` (default: all) has a
+        bar: ``day`` itself, or e.g. the Friday before a weekend of weekday markets. None when
+        there is none within ``max_stale_days`` of ``day`` (the same bound that drops a stale
+        symbol from a panel)."""
+        hi = int(np.searchsorted(self.dates, np.datetime64(day, "D"), side="right"))
+        lo = int(np.searchsorted(self.dates, np.datetime64(day - timedelta(days=max_stale_days), "D"), side="left"))
+        if symbols is None:
+            cols = np.arange(len(self.symbols))
+        else:
+            index = {s: j for j, s in enumerate(self.symbols)}
+            cols = np.array([index[s] for s in set(symbols) if s in index], dtype=np.int64)
+        traded = np.flatnonzero(np.isfinite(self.closes[lo:hi][:, cols]).any(axis=1))
+        return self.dates[lo + traded[-1]].item() if traded.size else None
+
     def returns_panel(
         self,
         end: date,
@@ -292,7 +315,7 @@ class PriceMatrix:
         *,
         symbols: Collection[str] | None = None,
         min_observations: int = 20,
-        max_stale_days: int = 5,
+        max_stale_days: int = MAX_STALE_DAYS,
         kind: Literal["simple", "log"] = "simple",
         directions: Mapping[str, str] | None = None,
     ) -> ReturnsPanel:

@@ -9,6 +9,7 @@ impossible value is a :class:`~quant_assets.errors.ConfigError` naming the file 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -18,15 +19,17 @@ from pydantic import model_validator
 
 from quant_assets.errors import ConfigError
 from quant_assets.sources.base import FilterOperation, ScanFilter, ScanQuery
+from quant_assets.sources.screener.fields import markets_lacking
 
 #: Environment variable naming the directory of screening configs.
 CONFIGS_ENV = "QUANT_ASSETS_CONFIGS"
 #: The repository's own configs, found from the package so any working directory works.
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
-#: Columns every raw screen carries, whatever a config adds.
+#: Columns every raw screen carries, whatever a config adds. Each market is asked only for
+#: those it has (``market_cap_calc`` is null for futures and forex, which have none).
 BASE_COLUMNS: tuple[str, ...] = (
-    "name", "description", "exchange", "type", "subtype", "currency", "base_currency",
+    "name", "description", "exchange", "type", "subtype", "currency",
     "close", "volume", "Value.Traded", "market_cap_calc", "change",
     "Perf.W", "Perf.1M", "Perf.3M", "Volatility.D", "ADX", "ADX+DI", "ADX-DI", "RSI",
     "Recommend.All", "pricescale", "minmov",
@@ -117,6 +120,24 @@ class ScreeningConfig(_Strict):
     source_file: str = Field(default="", exclude=True)
 
     @model_validator(mode="after")
+    def _fields_exist(self) -> ScreeningConfig:
+        """A field the scanner filters or sorts on, or the alpha and trend read, must exist in
+        every market of the config (else TradingView refuses the request, or a market's rows
+        can never be selected); an extra column in at least one."""
+        everywhere = [*((f"filters[{i}].left", f.left) for i, f in enumerate(self.filters)),
+                      ("sort.by", self.sort.by), ("alpha_field", self.alpha_field),
+                      *((f"trend.momentum[{i}]", m) for i, m in enumerate(self.trend.momentum))]
+        problems = [f"key '{key}': field '{name}' is not available in market {', '.join(lacking)}"
+                    for key, name in everywhere if (lacking := markets_lacking(self.markets, name))]
+        problems += [
+            f"key 'columns[{i}]': field '{name}' is not available in any of the markets {', '.join(self.markets)}"
+            for i, name in enumerate(self.columns) if len(markets_lacking(self.markets, name)) == len(self.markets)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems) + " (no recorded TradingView field list shows it there)")
+        return self
+
+    @model_validator(mode="after")
     def _limits_ordered(self) -> ScreeningConfig:
         if self.limit > self.base_limit:
             raise ValueError(f"limit ({self.limit}) must be <= base_limit ({self.base_limit})")
@@ -145,9 +166,21 @@ class ScreeningConfig(_Strict):
         )
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with the numbers of YAML 1.2: ``1.0e15`` and ``1e6`` are floats (YAML 1.1, which
+    PyYAML follows, reads them as strings, which the scanner would take for field names)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def _read_mapping(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read screening config ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
@@ -206,8 +239,9 @@ def load_config(path: str | Path) -> ScreeningConfig:
         return ScreeningConfig.model_validate({**raw, "source_file": str(path)})
     except PydanticValidationError as exc:
         problems = "; ".join(
-            f"key '{'.'.join(str(p) for p in err['loc']) or '<top>'}': {err['msg']}"
+            f"key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}"
             + (f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err["input"], dict) else "")
+            if err["loc"] else err["msg"].removeprefix("Value error, ")  # a check across keys names them
             for err in exc.errors()
         )
         presets = f" (with presets {', '.join(str(p) for p in chain[1:])})" if len(chain) > 1 else ""

@@ -14,13 +14,45 @@ from typing import Sequence
 import polars as pl
 
 from quant_assets.errors import ValidationError
-from quant_assets.instruments import METADATA_COLUMNS, normalise_metadata
+from quant_assets.instruments import METADATA_COLUMNS, STABLECOINS, USD_QUOTES, normalise_metadata
 from quant_assets.screening.config import ScreeningConfig
 
-#: Bases of stablecoins: a coin pegged to its quote has no trend to trade.
-STABLE_BASES: frozenset[str] = frozenset(
-    {"USDT", "USDC", "DAI", "FDUSD", "TUSD", "BUSD", "USDP", "PYUSD", "USDE", "USDD", "GUSD", "EURC"}
-)
+#: Instrument types with a market cap, by asset class: a coin's (every crypto instrument is on
+#: one) and a company's. ETFs and other funds, structured products, futures and forex have none
+#: (TradingView reports none), so the market-cap gates do not apply to them: a fund is never
+#: rejected for lacking what it cannot have.
+MARKET_CAP_TYPES: dict[str, frozenset[str] | None] = {
+    "crypto": None,  # every type: spot, swap and futures are all on a coin
+    "stock": frozenset({"stock", "dr"}),
+}
+
+
+def _has_market_cap() -> pl.Expr:
+    """Whether the row's instrument type has a market cap (:data:`MARKET_CAP_TYPES`)."""
+    rules = [
+        (pl.col("asset_class") == asset_class)
+        & (pl.lit(True) if types is None else pl.col("type").is_in(sorted(types)))
+        for asset_class, types in MARKET_CAP_TYPES.items()
+    ]
+    return pl.any_horizontal(rules)
+
+
+def asset_market_cap(frame: pl.DataFrame) -> pl.Series:
+    """The market cap of each row's asset, in US dollars, one value per asset and config.
+
+    TradingView's ``market_cap_calc`` is per listing: the coin's supply times the listing's
+    own price, in the listing's quote currency (BTC has eleven listings with eleven values; one
+    quoted in BTC counts in BTC). A coin's cap is the median over its listings quoted in dollars
+    (:data:`~quant_assets.instruments.USD_QUOTES`) and applies to all its listings, so a rank
+    counts coins, not listings; a coin with no dollar listing in the screen has no known cap. A
+    company's is its own ``market_cap_calc`` when its currency is the dollar. Null for
+    instrument types without a market cap.
+    """
+    in_usd = pl.col("quote").is_in(sorted(USD_QUOTES))
+    coin = pl.col("market_cap_calc").filter(in_usd).median().over("config", "base")
+    own = pl.when(in_usd).then(pl.col("market_cap_calc"))
+    cap = pl.when(pl.col("asset_class") == "crypto").then(coin).otherwise(own)
+    return frame.select(pl.when(_has_market_cap()).then(cap).alias("asset_market_cap")).to_series()
 
 
 def _reject(frame: pl.DataFrame, gate: str, fails: pl.Expr) -> pl.DataFrame:
@@ -70,6 +102,7 @@ def select_liquid_universe(raw: pl.DataFrame, configs: Sequence[ScreeningConfig]
     if unknown:
         raise ValidationError(f"raw screen has rows for unknown configs {sorted(unknown)}")
     normalised = normalise_metadata(raw)
+    normalised = normalised.with_columns(asset_market_cap=asset_market_cap(normalised))
     out = pl.concat(
         [_universe_for_config(normalised.filter(pl.col("config") == c.name), c) for c in configs],
         how="diagonal_relaxed",
@@ -102,13 +135,18 @@ def _universe_for_config(rows: pl.DataFrame, cfg: ScreeningConfig) -> pl.DataFra
                         (pl.col("type") == "futures") & ~pl.col("ticker").str.ends_with("!"))
     if h.exclude_stable_bases:
         frame = _reject(frame, "hygiene.stable_base",
-                        (pl.col("asset_class") == "crypto") & pl.col("base").is_in(sorted(STABLE_BASES)))
+                        (pl.col("asset_class") == "crypto") & pl.col("base").is_in(sorted(STABLECOINS)))
+    # Market-cap gates: per asset, in dollars, only on types that have a market cap.
+    capped = _has_market_cap()
     if cfg.market_cap.min > 0:
-        frame = _reject(frame, "market_cap.min", pl.col("market_cap_calc") < cfg.market_cap.min)
+        frame = _reject(frame, "market_cap.min", capped & (pl.col("asset_market_cap") < cfg.market_cap.min))
     if cfg.market_cap.max_rank is not None:
-        # Dense rank so clones of one coin (same market cap) share a rank.
-        frame = frame.with_columns(_cap_rank=_alive_rank(frame, "market_cap_calc", True, dense=True))
-        frame = _reject(frame, "market_cap.rank", pl.col("_cap_rank") > cfg.market_cap.max_rank)
+        # Dense rank: every listing of one coin has the coin's cap, so they share its rank.
+        with_cap = frame.filter(capped)
+        ranks = with_cap.select("config", "symbol").with_columns(
+            _cap_rank=_alive_rank(with_cap, "asset_market_cap", True, dense=True))
+        frame = frame.join(ranks, on=["config", "symbol"], how="left", maintain_order="left")
+        frame = _reject(frame, "market_cap.rank", capped & (pl.col("_cap_rank") > cfg.market_cap.max_rank))
         frame = frame.drop("_cap_rank")
     vol = pl.col("Volatility.D")
     too_wild = vol > cfg.volatility.max if cfg.volatility.max is not None else pl.lit(False)

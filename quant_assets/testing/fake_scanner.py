@@ -3,7 +3,8 @@
 An ``aiohttp`` app serving ``POST /{market}/scan`` from a synthetic market's screen of one day,
 answering the request body the way the scanner does (``columns``, ``filter``, ``filter2``,
 ``sort``, ``range``, ``symbols.tickers``; ``totalCount`` ignores the range; missing values are
-``null``; an unknown field is HTTP 400 ``{"totalCount":0,"error":"Unknown field \\"x\\"","data":null}``).
+``null``; a field unknown to the market (by TradingView's recorded field lists) is HTTP 400
+``{"totalCount":0,"error":"Unknown field \\"x\\"","data":null}``).
 Filters are evaluated by :func:`~quant_assets.sources.screener.scan_filters.apply_scan_filters`, the
 code the synthetic source uses, and ties in the sort are broken by symbol as the synthetic
 source breaks them, so the fake answers any query exactly as
@@ -32,6 +33,7 @@ from aiohttp import web
 
 from quant_assets.errors import ConfigError, SourceResponseError
 from quant_assets.sources.base import ScanFilter
+from quant_assets.sources.screener.fields import fields_in
 from quant_assets.sources.screener.scan_filters import apply_scan_filters, unknown_field_error
 from quant_assets.sources.synthetic import SyntheticMarket, SyntheticMarketConfig, get_market
 from quant_assets.sources.tradingview.scanner import URL_ENV
@@ -286,8 +288,13 @@ class _FakeScannerState:
         # Computed once: a request should cost the latency asked for, not a simulation.
         screen = market.screen(as_of).with_columns(pl.col(pl.Float64).fill_nan(None))
         # Every market with instruments, even none listed today: an empty answer, not a 404.
+        # Each has only the fields TradingView's recorded lists show for it: asking for another
+        # (market_cap_calc of a future) is HTTP 400, as it may be from TradingView.
         markets = market.instruments["market"].unique().sort()
-        self.screens = {name: screen.filter(pl.col("market") == name) for name in markets}
+        self.screens = {
+            name: screen.filter(pl.col("market") == name).select("symbol", *fields_in(name, screen.columns[1:]))
+            for name in markets
+        }
         self.shutting_down = asyncio.Event()
 
     async def release_hangs(self, _app: web.Application) -> None:

@@ -21,10 +21,10 @@ def raw_screen(day: date, symbols: list[str], scales: dict[str, int | None] | No
     return pl.DataFrame({
         "date": [day] * n, "config": ["c"] * n, "symbol": symbols, "market": ["crypto"] * n,
         "name": [s.split(":")[1] for s in symbols], "exchange": [s.split(":")[0] for s in symbols],
-        "type": ["spot"] * n, "currency": ["USDT"] * n, "base_currency": [None] * n,
+        "type": ["spot"] * n, "currency": ["USDT"] * n,
         "close": [1.0] * n, "volume": [1.0] * n, "Value.Traded": [1.0] * n,
         "pricescale": [scales.get(s, 100) for s in symbols], "minmov": [1] * n,
-    }, schema_overrides={"base_currency": pl.String, "pricescale": pl.Int64})
+    }, schema_overrides={"pricescale": pl.Int64})
 
 
 def signals(day: date, symbols: list[str]) -> pl.DataFrame:
@@ -39,13 +39,13 @@ def signals(day: date, symbols: list[str]) -> pl.DataFrame:
 def weights(day: date, symbols: list[str]) -> pl.DataFrame:
     n = len(symbols)
     return pl.DataFrame({
-        "date": [day] * n, "symbol": symbols, "direction": ["LONG"] * n, "sleeve": ["core"] * n,
+        "date": [day] * n, "session": [day] * n, "symbol": symbols, "direction": ["LONG"] * n, "sleeve": ["core"] * n,
         "weight": [1.0 / n] * n, "cap": [1.0] * n, "regime": ["NORMAL"] * n,
     })
 
 
 def regime(day: date, label: str) -> pl.DataFrame:
-    return pl.DataFrame({"date": [day], "regime": [label], "vol_short": [0.2], "vol_long": [0.2],
+    return pl.DataFrame({"date": [day], "session": [day], "regime": [label], "vol_short": [0.2], "vol_long": [0.2],
                          "vol_ratio": [1.0], "n_symbols": [10], "n_days": [700]})
 
 

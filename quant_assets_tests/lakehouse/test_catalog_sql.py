@@ -24,7 +24,6 @@ def _raw(day: date, btc_scale: int | None = 100) -> pl.DataFrame:
         "exchange": ["BINANCE", "BINANCE", "NASDAQ"],
         "type": ["spot", "spot", "stock"],
         "currency": ["USDT", "USDT", "USD"],
-        "base_currency": ["BTC", "BTC", None],
         "close": [1.0, 1.0, 1.0], "volume": [1.0, 1.0, 1.0], "Value.Traded": [1.0, 1.0, 1.0],
         "pricescale": [btc_scale, btc_scale, 100], "minmov": [1, 1, 1],
     })

@@ -13,7 +13,7 @@ DAY = date(2024, 6, 3)
 
 def _weights(**overrides) -> pl.DataFrame:
     columns = {
-        "date": [DAY, DAY], "symbol": ["A:X", "B:Y"], "direction": ["LONG", "SHORT"],
+        "date": [DAY, DAY], "session": [DAY, DAY], "symbol": ["A:X", "B:Y"], "direction": ["LONG", "SHORT"],
         "sleeve": ["core", "aggressor"], "weight": [0.9, 0.1], "cap": [0.95, 0.95],
         "regime": ["NORMAL", "NORMAL"],
     }
@@ -46,13 +46,22 @@ def test_contract_catches_nan_unknown_labels_and_wrong_date():
 
 def test_contract_row_bounds():
     regime = pl.DataFrame({
-        "date": [DAY, DAY], "regime": ["NORMAL", None], "vol_short": [0.1, 0.1], "vol_long": [0.1, 0.1],
+        "date": [DAY, DAY], "session": [DAY, DAY], "regime": ["NORMAL", None], "vol_short": [0.1, 0.1], "vol_long": [0.1, 0.1],
         "vol_ratio": [1.0, 1.0], "n_symbols": [5, 5], "n_days": [300, 300],
     })
     problems = contract_problems("regime", regime, DAY)
     assert "2 rows, expected at most 1" in problems
     assert any("'regime' has values [None" in p for p in problems)  # a null label is not a label
-    assert contract_problems("barbell_weights", _weights().clear(), DAY) == ["0 rows, expected at least 1"]
+    # An empty answer is an empty partition of the same columns, within every contract.
+    assert contract_problems("barbell_weights", _weights().clear(), DAY) == []
+
+
+def test_contract_rejects_a_session_after_the_partition():
+    friday, saturday = date(2024, 6, 7), date(2024, 6, 8)
+    weekend = _weights(date=[saturday] * 2, session=[friday] * 2)
+    assert contract_problems("barbell_weights", weekend, saturday) == []
+    problems = contract_problems("barbell_weights", weekend.with_columns(session=pl.lit(date(2024, 6, 10))), saturday)
+    assert problems == ["2 rows with a null session or one after 2024-06-08"]
 
 
 def test_every_asset_has_a_contract_and_unknown_assets_are_an_error():

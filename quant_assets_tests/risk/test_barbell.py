@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import polars as pl
 import pytest
 
-from quant_assets.errors import ConfigError, OptimisationError, ValidationError
+from quant_assets.errors import ConfigError, ValidationError
 from quant_assets.risk.barbell import BARBELL_COLUMNS, BarbellConfig, antifragility_score, build_barbell
 from quant_assets.risk.covariance import ledoit_wolf
 
@@ -110,11 +112,15 @@ def test_build_barbell_never_picks_non_positive_scores_as_aggressors() -> None:
 
 def test_build_barbell_all_aggressors_take_the_whole_book() -> None:
     returns, cov, symbols = _universe(n_convex=5, n_plain=0)
-    book = build_barbell(returns, cov, symbols, "NORMAL", BarbellConfig(n_aggressors=5, max_weight=0.25))
+    no_core = {"NORMAL": 0.0}
+    book = build_barbell(returns, cov, symbols, "NORMAL",
+                         BarbellConfig(core_share=no_core, n_aggressors=5, max_weight=0.25))
     assert (book["sleeve"] == "aggressor").all()
     _check_book(book, 0.25)
-    with pytest.raises(OptimisationError, match=r"regime NORMAL.*all aggressors \(N = 5\).*max_weight 0.1"):
-        build_barbell(returns, cov, symbols, "NORMAL", BarbellConfig(n_aggressors=5, max_weight=0.1))
+    # Five names cannot hold the book under 0.1: the cap widens to 1/5 instead of failing.
+    book = build_barbell(returns, cov, symbols, "NORMAL",
+                         BarbellConfig(core_share=no_core, n_aggressors=5, max_weight=0.1))
+    _check_book(book, 0.2)
 
 
 def test_build_barbell_caps_a_large_aggressor_sleeve_and_moves_the_rest_to_core() -> None:
@@ -127,18 +133,46 @@ def test_build_barbell_caps_a_large_aggressor_sleeve_and_moves_the_rest_to_core(
     assert book.filter(pl.col("sleeve") == "core")["weight"].sum() == pytest.approx(0.6, abs=TOL)
 
 
-def test_build_barbell_single_name() -> None:
-    returns, cov, symbols = _universe(n_convex=0, n_plain=1)
-    with pytest.raises(OptimisationError, match=r"regime QUIET.*N = 1.*max_weight 0.2"):
-        build_barbell(returns, cov, symbols, "QUIET")
-    book = build_barbell(returns, cov, symbols, "QUIET", BarbellConfig(max_weight=1.0))
-    assert book["weight"].to_list() == [1.0]
+def test_build_barbell_single_name_gets_the_whole_book() -> None:
+    returns, cov, symbols = _universe(n_convex=1, n_plain=0)
+    for regime in ("QUIET", "NORMAL", "CRISIS"):
+        book = build_barbell(returns, cov, symbols, regime)
+        assert book["weight"].to_list() == [1.0] and book["cap"].to_list() == [1.0]
+        assert book["sleeve"].to_list() == ["core"]
 
 
-def test_build_barbell_infeasible_core_cap_names_regime_and_cap() -> None:
-    returns, cov, symbols = _universe(n_convex=1, n_plain=3)
-    with pytest.raises(OptimisationError, match=r"regime CRISIS: 3 core names of N = 4.*max_weight 0.2"):
-        build_barbell(returns, cov, symbols, "CRISIS", BarbellConfig(n_aggressors=1))
+def test_build_barbell_empty_book_is_an_empty_typed_frame() -> None:
+    book = build_barbell(np.empty((0, 0)), np.empty((0, 0)), [], "NORMAL")
+    assert book.height == 0 and book.columns == list(BARBELL_COLUMNS)
+    assert book.schema["weight"] == pl.Float64
+
+
+@pytest.mark.parametrize("n_names", range(2, 13))
+@pytest.mark.parametrize("regime", ["QUIET", "NORMAL", "CRISIS"])
+def test_build_barbell_any_book_size_keeps_the_core_share(n_names: int, regime: str) -> None:
+    """Every name convex (the hardest case for the core): the book still sums to 1 under the
+    cap, and the core holds at least its share whenever the names allow it."""
+    returns, cov, symbols = _universe(n_convex=n_names, n_plain=0, seed=n_names)
+    config = BarbellConfig()
+    book = build_barbell(returns, cov, symbols, regime, config)
+    cap = max(config.max_weight, 1.0 / n_names)
+    _check_book(book, cap)
+    core = book.filter(pl.col("sleeve") == "core")
+    assert core["weight"].sum() >= config.core_share[regime] - TOL
+    aggressors = book.height - core.height
+    assert aggressors == min(config.n_aggressors, n_names - math.ceil(config.core_share[regime] / cap - 1e-9))
+
+
+def test_build_barbell_small_book_has_fewer_aggressors_not_a_thinner_core() -> None:
+    # Eight names, five of them convex, cap 0.2: a 0.9 core needs five names, so three aggressors.
+    returns, cov, symbols = _universe(n_convex=5, n_plain=3)
+    book = build_barbell(returns, cov, symbols, "NORMAL")
+    _check_book(book, 0.2)
+    assert (book["sleeve"] == "aggressor").sum() == 3
+    assert book.filter(pl.col("sleeve") == "core")["weight"].sum() == pytest.approx(0.9, abs=TOL)
+    # In a crisis the core needs 0.95 / 0.2 -> five names too.
+    crisis = build_barbell(returns, cov, symbols, "CRISIS")
+    assert crisis.filter(pl.col("sleeve") == "core")["weight"].sum() == pytest.approx(0.95, abs=TOL)
 
 
 def test_build_barbell_rejects_unknown_regime_and_bad_shapes() -> None:

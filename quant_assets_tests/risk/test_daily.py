@@ -8,11 +8,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from quant_assets.errors import ValidationError
 from quant_assets.lakehouse.bars_cache import BarsCache
 from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.risk.daily import (
     allocate_barbell,
     assess_regime,
+    book_warnings,
     check_weights,
     covariance_matrix,
     covariance_problems,
@@ -106,11 +108,73 @@ def test_regime_is_the_last_day_of_its_history_with_that_days_turbulence(outputs
     bars, regime = outputs["market_bars"], outputs["regime"]
     history = market_regime_history(bars, DAY, SETTINGS)
     assert history["date"][-1] == DAY and history.height == regime["n_days"][0]
-    assert regime.drop("turbulence").equals(history.tail(1).select(regime.drop("turbulence").columns))
+    assert regime["date"][0] == regime["session"][0] == DAY  # crypto trades on every day
+    same = regime.drop("turbulence", "session").columns
+    assert regime.select(same).equals(history.tail(1).select(same))
     # The day's turbulence alone equals the last value of the full turbulence series.
     panel = build_returns_panel(bars, DAY, SETTINGS.regime_lookback_days, min_observations=SETTINGS.min_observations)
     full = detect_regimes(equal_weight_market_returns(panel), panel.dates, SETTINGS.regime, cross_section=panel.values)
     assert regime["turbulence"][0] == pytest.approx(full["turbulence"][-1], rel=1e-12)
+
+
+def _weekday_market(source: SyntheticSource, day: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Bars of 12 weekday-only instruments (stocks, futures) up to ``day``, and them as LONG legs."""
+    weekday = source.market.instruments.filter(pl.col("calendar") != "7d")["symbol"].head(12).to_list()
+    bars = source.daily_bars(weekday, day - timedelta(days=SETTINGS.regime_lookback_days), day)
+    legs = pl.DataFrame({"symbol": weekday, "direction": ["LONG"] * len(weekday)})
+    return bars, legs
+
+
+@pytest.mark.parametrize("weekend_day", [date(2024, 6, 8), date(2024, 6, 9)])
+def test_a_weekend_reflects_the_fridays_session_at_every_risk_stage(weekend_day):
+    source = SyntheticSource(SyntheticMarketConfig(n_instruments=400, seed=11))
+    friday = date(2024, 6, 7)
+    bars, legs = _weekday_market(source, weekend_day)
+    assert bars["date"].max() == friday  # the markets were closed: no bar on the day
+
+    regime = assess_regime(bars, weekend_day, SETTINGS)
+    on_friday = assess_regime(bars, friday, SETTINGS)
+    assert regime["date"].to_list() == [weekend_day] and regime["session"].to_list() == [friday]
+    assert regime.drop("date").equals(on_friday.drop("date"))
+
+    covariance, info = estimate_signal_covariance(bars, legs, weekend_day, SETTINGS)
+    friday_cov, _ = estimate_signal_covariance(bars, legs, friday, SETTINGS)
+    assert covariance["session"].unique().to_list() == [friday] and info["window"].endswith(str(friday))
+    assert covariance.drop("date").equals(friday_cov.drop("date"))
+
+    weights = allocate_barbell(bars, legs, covariance, regime["regime"][0], weekend_day, SETTINGS)
+    assert check_weights(weights) == [] and weights["session"].unique().to_list() == [friday]
+    assert (weights["date"] == weekend_day).all() and weights.height == len(legs)
+
+
+def test_an_empty_universe_and_book_give_typed_empty_frames():
+    source = SyntheticSource(SyntheticMarketConfig(n_instruments=400, seed=11))
+    bars, legs = _weekday_market(source, DAY)
+    regime = assess_regime(bars, DAY, SETTINGS, symbols=[])
+    assert regime.is_empty() and regime.schema["session"] == pl.Date and "regime" in regime.columns
+    with pytest.raises(ValidationError, match=r"regime 2024-06-03: no symbol of the universe has 60 returns"):
+        market_regime_history(bars, DAY, SETTINGS, symbols=[])
+
+    no_legs = legs.clear()
+    covariance, info = estimate_signal_covariance(bars, no_legs, DAY, SETTINGS)
+    assert covariance.is_empty() and covariance.schema["session"] == pl.Date and info["window"] == "empty"
+    assert covariance_problems(covariance) == []
+    weights = allocate_barbell(bars, no_legs, covariance, None, DAY, SETTINGS)
+    assert weights.is_empty() and weights.schema["weight"] == pl.Float64 and check_weights(weights) == []
+    assert book_warnings(weights, SETTINGS) == ["empty book: no signal leg has the history to be weighted"]
+
+
+def test_a_book_too_small_for_the_cap_widens_it_and_says_so():
+    source = SyntheticSource(SyntheticMarketConfig(n_instruments=400, seed=11))
+    bars, legs = _weekday_market(source, DAY)
+    three = legs.head(3)
+    covariance, _ = estimate_signal_covariance(bars, three, DAY, SETTINGS)
+    weights = allocate_barbell(bars, three, covariance, "CRISIS", DAY, SETTINGS)
+    assert check_weights(weights) == [] and weights["cap"].to_list() == pytest.approx([1 / 3] * 3)
+    assert book_warnings(weights, SETTINGS) == [
+        "3 names cannot hold the book under max_weight 0.2: cap widened to 1/3 = 0.333333"]
+    with pytest.raises(ValidationError, match="3 legs to allocate to but no regime"):
+        allocate_barbell(bars, three, covariance, None, DAY, SETTINGS)
 
 
 def test_covariance_problems_accepts_the_estimate_and_names_each_fault(outputs):

@@ -6,6 +6,7 @@ import pytest
 
 from quant_assets.errors import ConfigError
 from quant_assets.screening.config import default_config_paths, load_config, load_configs
+from quant_assets.sources.screener.fields import has_field
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -113,3 +114,41 @@ def test_base_preset_errors_name_files(tmp_path):
     child = _write(tmp_path, MINIMAL + "base_preset: bad_preset.yaml\n", "child.yaml")
     with pytest.raises(ConfigError, match=r"child.yaml: invalid screening config \(with presets .*bad_preset.yaml\).*prefilter_limit"):
         load_config(child)
+
+
+def test_numbers_in_yaml_1_2_notation_are_numbers(tmp_path):
+    # PyYAML reads 1.0e15 and 1e6 as strings (YAML 1.1); the scanner would take them for fields.
+    path = _write(tmp_path, MINIMAL + "filters:\n  - {left: market_cap_calc, operation: less, right: 1.0e15}\n"
+                  "liquidity: {min_value_traded: 5e6}\n")
+    cfg = load_config(path)
+    assert cfg.filters[0].right == 1e15 and isinstance(cfg.filters[0].right, float)
+    assert cfg.liquidity.min_value_traded == 5e6
+    assert cfg.scan_query().filters[0].right == 1e15
+
+
+def test_fields_are_checked_against_each_markets_recorded_field_list(tmp_path):
+    futures = "name: demo\ndirection: LONG\nmarkets: [futures]\n"
+    with pytest.raises(ConfigError, match=r"config: key 'filters\[0\]\.left': field 'market_cap_calc' is not available in market futures"):
+        load_config(_write(tmp_path, futures + "filters:\n  - {left: market_cap_calc, operation: greater, right: 1}\n"))
+    with pytest.raises(ConfigError, match=r"field 'Perf.2W' is not available in market futures"):
+        load_config(_write(tmp_path, futures + "alpha_field: Perf.2W\n"))
+    with pytest.raises(ConfigError, match=r"key 'columns\[0\]': field 'base_currency' is not available in any"):
+        load_config(_write(tmp_path, futures + "columns: [base_currency]\n"))
+    # A column only some markets have is asked of those markets; the others answer null.
+    mixed = load_config(_write(tmp_path, "name: demo\ndirection: LONG\nmarkets: [futures, america]\n"
+                               "columns: [market_cap_basic]\n"))
+    assert "market_cap_basic" in mixed.scan_query().columns
+
+
+def test_shipped_configs_ask_each_market_only_for_fields_it_has():
+    from quant_assets.sources.tradingview.wire import build_scan_body
+    for cfg in load_configs(default_config_paths(REPO_CONFIGS)):
+        query = cfg.scan_query()
+        for market in cfg.markets:
+            body = build_scan_body(query, market, 0, 50)
+            unknown = [f for f in [*body["columns"], body["sort"]["sortBy"], *(f["left"] for f in body["filter"])]
+                       if not has_field(market, f)]
+            assert unknown == [], (cfg.name, market)
+            assert "base_currency" not in body["columns"]
+        assert ("market_cap_calc" in build_scan_body(query, cfg.markets[0], 0, 50)["columns"]) == (
+            cfg.markets[0] in ("crypto", "america"))

@@ -43,16 +43,16 @@ def test_raw_screen_one_row_per_config_symbol(source):
 
 
 def test_failing_config_is_isolated_and_reported(source):
-    bad = _config("bad", columns=["No.Such.Field"])
+    bad = _config("bad", columns=["SMA10"])
     result = fetch_raw_screen(source, [_config("good"), bad], DAY)
     assert set(result.frame["config"]) == {"good"}
     assert list(result.failures) == ["bad"]
-    assert "No.Such.Field" in result.failures["bad"] and "configs/bad.yaml" in result.failures["bad"]
+    assert "SMA10" in result.failures["bad"] and "configs/bad.yaml" in result.failures["bad"]
 
 
 def test_strict_mode_and_all_failed_raise_naming_configs(source):
-    bad = _config("bad", columns=["No.Such.Field"])
-    with pytest.raises(QuantAssetsError, match=r"1 of 2 configs failed: bad: .*No\.Such\.Field"):
+    bad = _config("bad", columns=["SMA10"])
+    with pytest.raises(QuantAssetsError, match=r"1 of 2 configs failed: bad: .*SMA10"):
         fetch_raw_screen(source, [_config("good"), bad], DAY, strict=True)
     with pytest.raises(QuantAssetsError, match="1 of 1 configs failed"):
         fetch_raw_screen(source, [bad], DAY)

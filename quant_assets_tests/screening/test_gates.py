@@ -16,7 +16,7 @@ def _row(symbol: str, **overrides) -> dict:
     row = {
         "date": DAY, "config": "demo", "symbol": symbol, "market": "crypto",
         "name": ticker, "exchange": exchange, "type": "spot", "currency": "USDT",
-        "base_currency": None, "close": 10.0, "volume": 1e6, "Value.Traded": 1e7,
+        "close": 10.0, "volume": 1e6, "Value.Traded": 1e7,
         "market_cap_calc": 1e9, "Volatility.D": 3.0, "ADX": 25.0, "Perf.W": 2.0,
         "Perf.1M": 5.0, "Perf.3M": 10.0, "Recommend.All": 0.3, "pricescale": 100, "minmov": 1,
     }

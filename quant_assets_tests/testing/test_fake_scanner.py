@@ -93,7 +93,7 @@ def test_fake_scanner_answers_like_the_synthetic_source(market: SyntheticMarket)
         descending=False,
         limit=40,
     )
-    status, answer = scan(market, build_scan_body(query, 0, query.limit))
+    status, answer = scan(market, build_scan_body(query, "crypto", 0, query.limit))
     expected = SyntheticSource(market=market).scan(AS_OF, query)
     assert status == 200
     assert symbols_of(answer) == expected["symbol"].to_list()
@@ -148,36 +148,44 @@ def test_fake_scanner_filter2_empty_and_keeps_all_empty_or_keeps_none(
     assert dropped["totalCount"] == 0
 
 
+@pytest.fixture(scope="module")
+def stocks(market: SyntheticMarket) -> pl.DataFrame:
+    """The US rows of the screen the fake serves: ETFs have no market cap (null)."""
+    return market.screen(AS_OF).filter(pl.col("market") == "america")
+
+
 @pytest.mark.parametrize("nulls_first", [True, False])
 @pytest.mark.parametrize("order", ["asc", "desc"])
 def test_fake_scanner_sort_puts_nulls_where_asked(
-    market: SyntheticMarket, crypto: pl.DataFrame, order: str, nulls_first: bool
+    market: SyntheticMarket, stocks: pl.DataFrame, order: str, nulls_first: bool
 ) -> None:
-    n_null = crypto["Perf.3M"].null_count()
-    assert 0 < n_null < crypto.height
-    sort = {"sortBy": "Perf.3M", "sortOrder": order, "nullsFirst": nulls_first}
-    _, answer = scan(market, body_of(columns=["Perf.3M"], sort=sort))
+    n_null = stocks["market_cap_calc"].null_count()
+    assert 0 < n_null < stocks.height
+    sort = {"sortBy": "market_cap_calc", "sortOrder": order, "nullsFirst": nulls_first}
+    _, answer = scan(market, body_of(columns=["market_cap_calc"], sort=sort), "america")
     values = [row["d"][0] for row in answer["data"]]
     nulls, rest = (values[:n_null], values[n_null:]) if nulls_first else (values[-n_null:], values[:-n_null])
     assert nulls == [None] * n_null
     assert rest == sorted(rest, reverse=order == "desc")
 
 
-def test_fake_scanner_sort_defaults_to_nulls_last(market: SyntheticMarket, crypto: pl.DataFrame) -> None:
-    _, answer = scan(market, body_of(columns=["Perf.3M"], sort={"sortBy": "Perf.3M", "sortOrder": "asc"}))
+def test_fake_scanner_sort_defaults_to_nulls_last(market: SyntheticMarket) -> None:
+    body = body_of(columns=["market_cap_calc"], sort={"sortBy": "market_cap_calc", "sortOrder": "asc"})
+    _, answer = scan(market, body, "america")
     assert answer["data"][-1]["d"] == [None]
 
 
-def test_fake_scanner_sends_missing_values_as_json_null(market: SyntheticMarket, crypto: pl.DataFrame) -> None:
+def test_fake_scanner_sends_missing_values_as_json_null(market: SyntheticMarket, stocks: pl.DataFrame) -> None:
     async def scenario(fake: FakeScanner, session: aiohttp.ClientSession) -> str:
-        return (await post(fake, session, body_of(columns=["Perf.3M", "fractional", "pricescale"])))[1]
+        body = body_of(columns=["market_cap_calc", "fractional", "pricescale"])
+        return (await post(fake, session, body, "america"))[1]
 
     text = with_fake(market, None, scenario)
     assert "NaN" not in text and "null" in text
     rows = {row["s"]: row["d"] for row in json.loads(text)["data"]}
-    reference = crypto.select("symbol", "Perf.3M", "fractional", "pricescale").rows()
+    reference = stocks.select("symbol", "market_cap_calc", "fractional", "pricescale").rows()
     assert {s: list(values) for s, *values in reference} == rows
-    assert all(isinstance(d[1], bool) and isinstance(d[2], int) for d in rows.values())
+    assert all(d[1] == "false" and isinstance(d[2], int) for d in rows.values())  # text, as TradingView sends it
 
 
 def test_fake_scanner_symbols_tickers_restrict_the_rows(market: SyntheticMarket, crypto: pl.DataFrame) -> None:

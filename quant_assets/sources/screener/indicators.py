@@ -5,7 +5,8 @@ Every function takes panels of shape ``(T, N)``: ``T`` calendar days (rows, olde
 stock, before its listing, after its delisting). An instrument has a bar on a row where its
 close is finite; ``open``/``high``/``low``/``close`` passed together must agree on that.
 
-Recursions (Wilder's RMA, EMAs, moving sums) run in *bar time*
+Recursions (Wilder's RMA, EMAs, moving sums and windows, the technical ratings of
+:mod:`~quant_assets.sources.screener.ratings`) run in *bar time*
 (:mod:`~quant_assets.sources.screener.bar_time`): a loop over each instrument's own bars that
 carries its state across weekends and other gaps, one row of ``N`` values at a time, which keeps
 what it touches in cache (every column of the screen for T = 1100, N = 10,000 takes a few
@@ -14,8 +15,8 @@ seconds). Previous-bar and calendar-window quantities
 row ``t`` depends only on rows ``<= t`` (causal), which lets a daily partition use these
 columns without seeing the future.
 
-Definitions follow the TradingView screener (DESIGN.md §3); where TradingView's exact rule is
-not public, the docstring says what is computed instead.
+Definitions follow TradingView's published ones (DESIGN.md §3); each docstring names its source,
+and says what is computed instead where a rule is not public.
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ from typing import Any
 import numpy as np
 
 from quant_assets.errors import ValidationError
-from quant_assets.sources.screener.bar_time import BarTime, Smoother, SmootherStack
+from quant_assets.sources.screener.bar_time import BarTime, Smoother
+from quant_assets.sources.screener.ratings import RATING_COLUMNS, RatingKernel
 
-#: Calendar-day look-back of each performance column: Perf.X compares today's close with the
-#: open of the first bar dated after ``D - days``.
+#: Calendar days of each performance column (TradingView's "How is Performance calculated in the
+#: Screener?", support/solutions/43000636536): Perf.X compares the close with the open of the
+#: bar ``days`` calendar days back (see :func:`performance`).
 PERFORMANCE_DAYS: dict[str, int] = {
     "Perf.W": 7,
     "Perf.1M": 30,
-    "Perf.3M": 91,
-    "Perf.6M": 182,
+    "Perf.3M": 90,
+    "Perf.6M": 180,
     "Perf.Y": 365,
 }
 
@@ -48,19 +51,14 @@ INDICATOR_COLUMNS: tuple[str, ...] = (
     "ADX-DI",
     "RSI",
     "ATR",
-    "Recommend.All",
+    *RATING_COLUMNS,
 )
 
 #: Period of the screener's ADX, DI, RSI and ATR columns.
 SCREEN_PERIOD = 14
 
-#: Moving-average lengths voted on by :func:`recommend_all` (TradingView's MA rating uses these).
-RECOMMEND_MA_LENGTHS: tuple[int, ...] = (10, 20, 30, 50, 100, 200)
-
-_MOMENTUM_LAG = 10
-_SUM_RING = 256  # rows of running sums kept: more than the longest SMA
 _DMI_COLUMNS = ("ADX", "ADX+DI", "ADX-DI")
-_BAR_TIME_COLUMNS = frozenset({*_DMI_COLUMNS, "RSI", "ATR", "Recommend.All"})
+_BAR_TIME_COLUMNS = frozenset({*_DMI_COLUMNS, "RSI", "ATR", *RATING_COLUMNS})
 
 
 def _bar_kernels(
@@ -71,15 +69,16 @@ def _bar_kernels(
 ) -> dict[str, np.ndarray]:
     """The recursive indicators, one walk over the bar rows.
 
-    ``wanted`` is a subset of ADX, ADX+DI, ADX-DI, RSI, ATR and Recommend.All (the last always
+    ``wanted`` is a subset of ADX, ADX+DI, ADX-DI, RSI, ATR and the rating columns (these always
     with the 14-bar RSI and DMI); ``prices`` holds the calendar ``close`` and, for all but RSI,
-    ``high`` and ``low``. Returns calendar panels (T, N), NaN before warm-up and off bars.
+    ``high`` and ``low``, and ``volume`` for the ratings. Returns calendar panels (T, N), NaN
+    before warm-up and off bars.
     """
     n_cols = bars.shape[1]
     outputs = {name: bars.new_output() for name in wanted}
-    want_rec = "Recommend.All" in wanted
-    want_dmi = want_rec or any(name in wanted for name in _DMI_COLUMNS)
-    want_rsi = want_rec or "RSI" in wanted
+    ratings = RatingKernel(n_cols) if any(name in wanted for name in RATING_COLUMNS) else None
+    want_dmi = ratings is not None or any(name in wanted for name in _DMI_COLUMNS)
+    want_rsi = ratings is not None or "RSI" in wanted
     want_range = want_dmi or "ATR" in wanted
     alpha = 1.0 / period
     # DM and the DMI's true range need a previous bar: they start at bar 1 (lead=1).
@@ -87,13 +86,7 @@ def _bar_kernels(
     dx_rma = Smoother(n_cols, period, alpha, lead=period)
     gain_rma, loss_rma = Smoother(n_cols, period, alpha, lead=1), Smoother(n_cols, period, alpha, lead=1)
     atr_rma = Smoother(n_cols, period, alpha)
-    ma_lengths = np.array(RECOMMEND_MA_LENGTHS)
-    emas = SmootherStack(n_cols, RECOMMEND_MA_LENGTHS, [2.0 / (n + 1) for n in RECOMMEND_MA_LENGTHS])
-    macd_fast, macd_slow = Smoother(n_cols, 12, 2.0 / 13), Smoother(n_cols, 26, 2.0 / 27)
-    macd_signal = Smoother(n_cols, 9, 2.0 / 10, lead=macd_slow.first)
-    sums = np.zeros((_SUM_RING, n_cols))  # row k % 256: sum of the closes of bars 0..k
-    recent_closes: list[np.ndarray] = []  # closes of the last _MOMENTUM_LAG + 1 bars
-    adx_row = plus_di = minus_di = rsi_row = prev_rsi = None
+    adx_row = plus_di = minus_di = rsi_row = None
     high = low = prev_high = prev_low = prev_close = None
 
     def emit(name: str, k: int, row: np.ndarray | None) -> None:
@@ -135,51 +128,16 @@ def _bar_kernels(
                 gain = gain_rma.step(k, np.maximum(diff, 0.0))
                 loss = loss_rma.step(k, np.maximum(-diff, 0.0))
                 if gain is not None:
-                    prev_rsi = rsi_row
                     rsi_row = 100.0 - 100.0 / (1.0 + gain / loss)
                     # ta.rsi: 100 when there were no losses (checked first), 0 when no gains.
                     rsi_row[gain == 0] = 0.0
                     rsi_row[loss == 0] = 100.0
                     emit("RSI", k, rsi_row)
-            if want_rec:
-                running = sums[(k - 1) % _SUM_RING] + close if k else close.copy()
-                sums[k % _SUM_RING] = running
-                recent_closes.append(close)
-                if len(recent_closes) > _MOMENTUM_LAG + 1:
-                    recent_closes.pop(0)
-                # Warm-ups are the same rows for every column in bar time, so a rating is a sum
-                # of votes over one vote count per row.
-                ema_rows = emas.step(k, close)
-                lengths = ma_lengths[: len(ema_rows)]
-                window_start_sums = sums[(k - lengths) % _SUM_RING]
-                window_start_sums[lengths > k] = 0.0  # a window from bar 0: nothing to subtract
-                sma_rows = running - window_start_sums
-                sma_rows /= lengths[:, None]
-                ma_total = np.sign(close - sma_rows).sum(axis=0) + np.sign(close - ema_rows).sum(axis=0)
-                ma_votes = 2 * len(ema_rows)
-                osc_total = np.zeros(n_cols)
-                osc_votes = 0
-                if prev_rsi is not None:
-                    osc_total += (rsi_row < 30) & (rsi_row > prev_rsi)
-                    osc_total -= (rsi_row > 70) & (rsi_row < prev_rsi)
-                    osc_votes += 1
-                if adx_row is not None:
-                    osc_total += np.where(adx_row > 20, np.sign(plus_di - minus_di), 0.0)
-                    osc_votes += 1
-                if k >= _MOMENTUM_LAG:
-                    osc_total += np.sign(close - recent_closes[0])
-                    osc_votes += 1
-                fast, slow = macd_fast.step(k, close), macd_slow.step(k, close)
-                if slow is not None:
-                    macd = fast - slow
-                    signal = macd_signal.step(k, macd)
-                    if signal is not None:
-                        osc_total += np.sign(macd - signal)
-                        osc_votes += 1
-                if ma_votes and osc_votes:
-                    emit("Recommend.All", k, (ma_total / ma_votes + osc_total / osc_votes) / 2.0)
-                elif ma_votes:
-                    emit("Recommend.All", k, ma_total / ma_votes)
+            if ratings is not None:
+                dmi = None if adx_row is None else (adx_row, plus_di, minus_di)
+                volume = bars.gather(prices["volume"], k)
+                for name, row in zip(RATING_COLUMNS, ratings.step(k, high, low, close, volume, rsi_row, dmi)):
+                    emit(name, k, row)
             prev_close, prev_high, prev_low = close, high, low
     return {name: out[:-1] for name, out in outputs.items()}
 
@@ -206,39 +164,40 @@ def _true_range_into(tr: np.ndarray, high: np.ndarray, low: np.ndarray) -> np.nd
     return tr
 
 
-def _window_start_opens(open_: np.ndarray, has_bar: np.ndarray) -> np.ndarray:
-    """Row s: the open of each instrument's first bar on row s or later.
-
-    NaN where the instrument has no bar before row s (a window starting at s would reach
-    back before its data) or none from s on.
-    """
-    n_rows, n_cols = open_.shape
-    first_bar_row = np.where(has_bar.any(axis=0), has_bar.argmax(axis=0), n_rows)
+def _latest_opens(open_: np.ndarray, has_bar: np.ndarray) -> np.ndarray:
+    """Row s: the open of each instrument's latest bar on row s or earlier (NaN before its first)."""
     out = np.empty_like(open_)
-    upcoming = np.full(n_cols, np.nan)
-    for t in range(n_rows - 1, -1, -1):
-        np.copyto(upcoming, open_[t], where=has_bar[t])
-        row = out[t]
-        row[:] = upcoming
-        row[first_bar_row >= t] = np.nan
+    latest = np.full(open_.shape[1], np.nan)
+    for t in range(open_.shape[0]):
+        np.copyto(latest, open_[t], where=has_bar[t])
+        out[t] = latest
     return out
 
 
 def _performance(
-    start_opens: np.ndarray, close: np.ndarray, day_numbers: np.ndarray, days: int
+    latest_opens: np.ndarray, has_bar: np.ndarray, close: np.ndarray, day_numbers: np.ndarray, days: int
 ) -> np.ndarray:
-    # Row s0(t) is the first row dated after D - days, so start_opens[s0(t)] is the open of S
-    # whenever the instrument has a bar on row t: S is then on or before row t, so this
-    # look-ahead never reaches past t.
-    starts = np.searchsorted(day_numbers, day_numbers - days, side="right")
+    n_rows, n_cols = close.shape
+    first_row = np.where(has_bar.any(axis=0), has_bar.argmax(axis=0), n_rows)
+    first_open = latest_opens[np.minimum(first_row, n_rows - 1), np.arange(n_cols)]
+    # Bar times are dates at 00:00 and the screen is taken at the close of D, i.e. at D + 1:
+    # TradingView's time search lands on the last bar dated on or before D + 1 - days (never
+    # the current bar itself), so s is the last row with such a date, and before row t.
+    ref_rows = np.searchsorted(day_numbers, day_numbers + 1 - days, side="right") - 1
+    ref_rows = np.minimum(ref_rows, np.arange(n_rows) - 1)
     out = np.empty_like(close)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for t, s0 in enumerate(starts):  # s0 <= t since D - days is before D
-            start_open = start_opens[s0]
+        for t, s in enumerate(ref_rows):
+            ref = first_open.copy() if s < 0 else latest_opens[s].copy()
+            # No bar on or before s: the instrument is younger than the window (bb = bar_index).
+            np.copyto(ref, first_open, where=np.isnan(ref))
+            ref[first_row >= t] = np.nan  # the current bar is the first: bb == 0
+            ref[ref == 0] = np.nan  # Pine's division by zero is na
             row = out[t]
-            np.subtract(close[t], start_open, out=row)
-            row /= np.abs(start_open)
+            np.subtract(close[t], ref, out=row)
             row *= 100.0
+            row /= np.abs(ref)
+            row[(ref < 0) & (close[t] > 0)] = np.nan  # rateOfreturn: na from a negative open
     return out
 
 
@@ -272,6 +231,14 @@ def _bar_panels(**panels: Any) -> dict[str, np.ndarray]:
                 f"(or the reverse); every price panel must mark the same bars"
             )
     return {name.rstrip("_"): arr for name, arr in arrays.items()}
+
+
+def _volume_panel(volume: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Validate a volume panel: the prices' shape; NaN allowed (no volume reported)."""
+    arr = np.ascontiguousarray(volume, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValidationError(f"indicator input 'volume' has shape {arr.shape}, the prices have {shape}")
+    return arr
 
 
 def _check_period(name: str, period: int) -> None:
@@ -461,14 +428,19 @@ def change(close: Any) -> np.ndarray:
 
 
 def performance(open_: Any, close: Any, dates: Any, days: int) -> np.ndarray:
-    """Performance over a calendar window: ``(close_D - open_S) / |open_S| * 100``.
+    """Performance over ``days`` calendar days, as TradingView's screener computes it.
 
-    ``S`` is the instrument's earliest bar dated after ``D - days``, so the window is the last
-    ``days`` calendar days, D included. The screener's columns use ``days`` = 7 (Perf.W),
-    30 (1M), 91 (3M), 182 (6M) and 365 (Y); see :data:`PERFORMANCE_DAYS`. The value is NaN
-    when the instrument has no bar dated on or before ``D - days``: an instrument listed (or
-    with data) for less than ``days`` has no Perf over that window, rather than a shorter
-    window passed off as a full one.
+    TradingView's "How is Performance calculated in the Screener?" (support/solutions/
+    43000636536, the Pine v5 script) takes ``ref = open[bb]``, ``bb`` the bar found by a binary
+    search of bar times for ``now - days`` (the last bar at or before that time; ``bb`` =
+    ``bar_index``, the first bar, when every bar is later), and reports
+    ``(close - ref) * 100 / |ref|``, or ``na`` when ``bb == 0`` or ``ref < 0 < close``. Here bar
+    times are the dates at 00:00 and the screen of D is taken at its close, D + 1 00:00: the
+    reference is the open of the instrument's last bar dated on or before ``D + 1 - days`` -- for
+    a market open every day, the first bar of the last ``days`` days -- and never bar D itself.
+    An instrument younger than the window is measured from its first bar's open; its first bar
+    has no performance. The screener's columns use ``days`` = 7 (Perf.W), 30 (1M), 90 (3M),
+    180 (6M) and 365 (Y); see :data:`PERFORMANCE_DAYS`.
 
     Parameters
     ----------
@@ -482,7 +454,8 @@ def performance(open_: Any, close: Any, dates: Any, days: int) -> np.ndarray:
     Returns
     -------
     numpy.ndarray, shape (T, N)
-        Percent; NaN where there is no bar on D or no bar old enough.
+        Percent; NaN where there is no bar on D, on an instrument's first bar, where the
+        reference open is 0, or where it is negative and the close positive.
 
     Raises
     ------
@@ -492,42 +465,49 @@ def performance(open_: Any, close: Any, dates: Any, days: int) -> np.ndarray:
     _check_period("days", days)
     prices = _bar_panels(open_=open_, close=close)
     day_numbers = _day_numbers(dates, prices["close"].shape[0])
-    start_opens = _window_start_opens(prices["open"], np.isfinite(prices["close"]))
-    return _performance(start_opens, prices["close"], day_numbers, int(days))
+    has_bar = np.isfinite(prices["close"])
+    latest_opens = _latest_opens(prices["open"], has_bar)
+    return _performance(latest_opens, has_bar, prices["close"], day_numbers, int(days))
 
 
-def recommend_all(high: Any, low: Any, close: Any) -> np.ndarray:
-    """An approximation of TradingView's ``Recommend.All`` technical rating, in [-1, 1].
+def technical_ratings(high: Any, low: Any, close: Any, volume: Any) -> dict[str, np.ndarray]:
+    """TradingView's technical ratings ``Recommend.All``, ``Recommend.MA`` and ``Recommend.Other``.
 
-    The mean of two ratings, each the mean of the votes (+1 buy, -1 sell, 0 neutral) that are
-    available on that bar (a rating with no vote yet is left out):
-
-    * moving averages: ``sign(close - MA)`` for the SMA and the EMA (SMA-seeded) of 10, 20, 30,
-      50, 100 and 200 bars (TradingView also votes Ichimoku, VWMA and Hull MA; not here);
-    * oscillators: RSI(14) below 30 and rising = buy, above 70 and falling = sell; ADX(14)
-      above 20 votes ``sign(+DI - -DI)``; momentum ``sign(close - close 10 bars ago)``;
-      MACD(12, 26) against its 9-bar signal line ``sign(MACD - signal)`` (TradingView also
-      votes stochastics, CCI, Williams %R, Ultimate, awesome and bull/bear power; not here).
+    Each of ``Recommend.MA`` (15 moving averages and filters) and ``Recommend.Other`` (11
+    oscillators) is the mean of its indicators' votes (+1 buy, -1 sell, 0 neutral) available on
+    the bar; ``Recommend.All`` is the mean of the two, or the one available. The indicators and
+    the rule of each, with its source, are listed in
+    :class:`~quant_assets.sources.screener.ratings.RatingKernel`; all of them run in bar time.
 
     Parameters
     ----------
     high, low, close : array_like, shape (T, N)
+        Bar prices, NaN where there is no bar.
+    volume : array_like, shape (T, N)
+        Bar volumes (for the VWMA); NaN on a bar means no volume reported, which leaves the
+        VWMA out of the MA rating while its 20-bar window holds that bar.
 
     Returns
     -------
-    numpy.ndarray, shape (T, N)
-        Rating in [-1, 1]; NaN where there is no bar or no vote is available yet.
+    dict of str to numpy.ndarray
+        The three columns, each (T, N) in [-1, 1]; NaN where there is no bar or no vote yet.
     """
-    return _recursive(_bar_panels(high=high, low=low, close=close), ["Recommend.All"])["Recommend.All"]
+    prices = _bar_panels(high=high, low=low, close=close)
+    prices["volume"] = _volume_panel(volume, prices["close"].shape)
+    return _recursive(prices, RATING_COLUMNS)
 
 
-def screen_indicators(open_: Any, high: Any, low: Any, close: Any, dates: Any) -> dict[str, np.ndarray]:
+def screen_indicators(
+    open_: Any, high: Any, low: Any, close: Any, volume: Any, dates: Any
+) -> dict[str, np.ndarray]:
     """Every indicator column of the screen, in one pass.
 
     Parameters
     ----------
     open_, high, low, close : array_like, shape (T, N)
         Bar prices, NaN where there is no bar.
+    volume : array_like, shape (T, N)
+        Bar volumes, as for :func:`technical_ratings`.
     dates : array_like of dates, shape (T,)
         Calendar date of each row, strictly increasing.
 
@@ -535,18 +515,20 @@ def screen_indicators(open_: Any, high: Any, low: Any, close: Any, dates: Any) -
     -------
     dict of str to numpy.ndarray
         Keys :data:`INDICATOR_COLUMNS` (``change``, ``Perf.*``, ``Volatility.D``, ``ADX``,
-        ``ADX+DI``, ``ADX-DI``, ``RSI`` (14), ``ATR`` (14), ``Recommend.All``), each (T, N),
-        as defined by the single-indicator functions of this module.
+        ``ADX+DI``, ``ADX-DI``, ``RSI`` (14), ``ATR`` (14), ``Recommend.All``, ``Recommend.MA``,
+        ``Recommend.Other``), each (T, N), as defined by the single-indicator functions of this
+        module.
     """
     prices = _bar_panels(open_=open_, high=high, low=low, close=close)
+    prices["volume"] = _volume_panel(volume, prices["close"].shape)
     day_numbers = _day_numbers(dates, prices["close"].shape[0])
     o, h, lo, c = prices["open"], prices["high"], prices["low"], prices["close"]
     has_bar = np.isfinite(c)
     out: dict[str, np.ndarray] = {}
-    start_opens = _window_start_opens(o, has_bar)
+    latest_opens = _latest_opens(o, has_bar)
     for column, days in PERFORMANCE_DAYS.items():
-        out[column] = _performance(start_opens, c, day_numbers, days)
-    del start_opens
+        out[column] = _performance(latest_opens, has_bar, c, day_numbers, days)
+    del latest_opens
     prev_close = _previous_bar(c, has_bar)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["change"] = (c - prev_close) / prev_close * 100.0

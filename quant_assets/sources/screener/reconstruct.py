@@ -28,7 +28,7 @@ from quant_assets.sources.screener.indicators import INDICATOR_COLUMNS, screen_i
 
 #: Columns taken from today's screen as they are.
 DESCRIPTIVE_COLUMNS: tuple[str, ...] = ("symbol", "name", "description", "exchange", "type", "subtype",
-                                        "currency", "base_currency", "market", "pricescale", "minmov")
+                                        "currency", "market", "pricescale", "minmov")
 _PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
@@ -74,7 +74,7 @@ def reconstruct_screen(bars: pl.DataFrame, today: pl.DataFrame, as_of: date) -> 
         for column in _PRICE_COLUMNS
     }
     indicators = screen_indicators(panels["open"], panels["high"], panels["low"], panels["close"],
-                                   calendar["date"].to_numpy())
+                                   panels["volume"], calendar["date"].to_numpy())
     has_bar = np.isfinite(panels["close"])
     last = has_bar.shape[0] - 1 - np.argmax(has_bar[::-1], axis=0)  # every symbol has a bar
     cols = np.arange(len(symbols))

@@ -26,7 +26,6 @@ SCREEN_COLUMNS: tuple[str, ...] = (
     "type",
     "subtype",
     "currency",
-    "base_currency",
     "market",
     "close",
     "open",
@@ -184,9 +183,11 @@ class SyntheticMarket:
         with a bar on or before it, sorted by symbol; columns :data:`SCREEN_COLUMNS`. Values
         are those of each instrument's last bar on or before ``as_of`` (a stock on a Saturday
         shows Friday's). ``Value.Traded = volume * close * pointvalue``; ``market_cap_calc``
-        is supply x price for crypto (shared by every listing of a coin) and stocks, null for
-        futures and forex; ``pricescale`` is the one in force on ``as_of``. Missing indicator
-        values (not enough history yet) are null.
+        is, as TradingView reports it, per listing: the coin's supply x the listing's own
+        close, in its quote currency (so the listings of one coin differ a little, and a pair
+        quoted in BTC is counted in BTC), and a company's shares x close; null for ETFs,
+        futures and forex, which have none. ``pricescale`` is the one in force on ``as_of``.
+        Missing indicator values (not enough history yet) are null.
 
         Raises
         ------
@@ -206,12 +207,8 @@ class SyntheticMarket:
             return values.ravel()[flat]
 
         close, volume = at(panel.prices["close"]), at(panel.prices["volume"])
-        market_cap = np.full(len(idx), np.nan)
-        coin = a["coin_column"][idx]
-        crypto = coin >= 0
-        market_cap[crypto] = a["supply"][idx][crypto] * panel.coin_close[rows[crypto], coin[crypto]]
-        stock = a["stock_mcap"][idx]
-        market_cap[stock] = a["supply"][idx][stock] * close[stock]
+        capped = a["has_market_cap"][idx]
+        market_cap = np.where(capped, a["supply"][idx] * close, np.nan)
         pricescale = np.where(a["tick_change_day"][idx] <= r, a["new_pricescale"][idx], a["pricescale"][idx])
         numeric = {
             "close": close,
@@ -231,7 +228,6 @@ class SyntheticMarket:
             "type",
             "subtype",
             pl.col("quote").alias("currency"),
-            pl.col("base").alias("base_currency"),
             "market",
         )
         return frame.with_columns(
@@ -239,7 +235,7 @@ class SyntheticMarket:
             pl.Series("pricescale", pricescale, dtype=pl.Int64),
             pl.Series("minmov", a["minmov"][idx], dtype=pl.Int64),
             pl.lit(0, dtype=pl.Int64).alias("minmove2"),
-            pl.lit(False).alias("fractional"),
+            pl.lit("false").alias("fractional"),  # text, as the scanner answers it
         ).select(SCREEN_COLUMNS)
 
 

@@ -60,7 +60,6 @@ class Panel:
     dates: np.ndarray  # (T,) datetime64[D]
     regime: np.ndarray  # (T,) int8 codes into REGIMES
     prices: dict[str, np.ndarray]  # open/high/low/close/volume, (T, N), NaN where no bar
-    coin_close: np.ndarray  # (T, coins): close of each coin's primary listing, bar or not
     last_bar_row: np.ndarray  # (T, N) int32: row of the last bar on or before each row, -1 if none
     fields: dict[str, np.ndarray]  # indicator columns, (T, N)
 
@@ -79,7 +78,6 @@ def simulate(universe: Universe, config: SyntheticMarketConfig, n_days: int) -> 
     if config.perturb_after is not None:
         first_perturbed = max(0, (config.perturb_after - config.start).days + 1)
     prices = {name: np.empty((n_days, n)) for name in ("open", "high", "low", "close", "volume")}
-    coin_close = np.empty((n_days, len(a["coin_primary"])))
     last_bar_row = np.empty((n_days, n), dtype=np.int32)
     regime = np.empty(n_days, dtype=np.int8)
     cumulative_transitions = np.cumsum(_TRANSITIONS, axis=1)
@@ -143,7 +141,6 @@ def simulate(universe: Universe, config: SyntheticMarketConfig, n_days: int) -> 
         volume = value / (close * a["pointvalue"])
         np.rint(volume, out=volume, where=a["round_volume"])  # shares and contracts are whole
 
-        coin_close[d] = close[a["coin_primary"]]
         has_bar = (a["listed_day"] <= d) & (d < a["delisted_day"]) & (a["seven_day"] | weekdays[d])
         no_bar = ~has_bar
         rows = {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
@@ -155,7 +152,7 @@ def simulate(universe: Universe, config: SyntheticMarketConfig, n_days: int) -> 
         prev_log_price = log_price
 
     fields = indicators.screen_indicators(
-        prices["open"], prices["high"], prices["low"], prices["close"], dates
+        prices["open"], prices["high"], prices["low"], prices["close"], prices["volume"], dates
     )
     end = config.start + timedelta(days=n_days - 1)
-    return Panel(end, dates, regime, prices, coin_close, last_bar_row, fields)
+    return Panel(end, dates, regime, prices, last_bar_row, fields)

@@ -100,16 +100,19 @@ SECONDARY_SLOTS: tuple[tuple[str, str, bool, float], ...] = (
     ("COINBASE", "BTC", False, 0.3),
 )
 
-# root, exchange, name, sector, point value, price, pricescale, minmov, daily vol, Value.Traded (USD)
+# root, exchange, name, sector, point value, price, pricescale, minmov, daily vol, Value.Traded (USD).
+# Exchanges as TradingView lists the continuous contracts (its futures/filters/america.json of
+# 2023-10-02): the E-mini index futures under CME_MINI (ES, NQ, RTY) and CBOT_MINI (YM), the
+# micros under CME_MINI and COMEX_MINI, the full-size contracts under CME, CBOT, NYMEX, COMEX.
 FUTURES: tuple[tuple[str, str, str, str, float, float, int, int, float, float], ...] = (
-    ("ES", "CME", "E-mini S&P 500", "index", 50.0, 3750.0, 100, 25, 0.011, 2.0e11),
-    ("NQ", "CME", "E-mini Nasdaq-100", "index", 20.0, 12900.0, 100, 25, 0.014, 1.0e11),
+    ("ES", "CME_MINI", "E-mini S&P 500", "index", 50.0, 3750.0, 100, 25, 0.011, 2.0e11),
+    ("NQ", "CME_MINI", "E-mini Nasdaq-100", "index", 20.0, 12900.0, 100, 25, 0.014, 1.0e11),
     ("CL", "NYMEX", "Crude Oil", "energy", 1000.0, 48.5, 100, 1, 0.025, 5.0e10),
     ("GC", "COMEX", "Gold", "metals", 100.0, 1890.0, 10, 1, 0.010, 3.0e10),
     ("ZN", "CBOT", "10-Year T-Note", "rates", 1000.0, 137.0, 1000000, 15625, 0.004, 6.0e10),
     ("6E", "CME", "Euro FX", "currency", 125000.0, 1.22, 100000, 5, 0.005, 2.0e10),
-    ("YM", "CBOT", "E-mini Dow", "index", 5.0, 30600.0, 1, 1, 0.011, 1.5e10),
-    ("RTY", "CME", "E-mini Russell 2000", "index", 50.0, 1970.0, 100, 10, 0.016, 1.5e10),
+    ("YM", "CBOT_MINI", "E-mini Dow", "index", 5.0, 30600.0, 1, 1, 0.011, 1.5e10),
+    ("RTY", "CME_MINI", "E-mini Russell 2000", "index", 50.0, 1970.0, 100, 10, 0.016, 1.5e10),
     ("NG", "NYMEX", "Natural Gas", "energy", 10000.0, 2.5, 1000, 1, 0.035, 1.0e10),
     ("SI", "COMEX", "Silver", "metals", 5000.0, 26.0, 1000, 5, 0.018, 8.0e9),
     ("HG", "COMEX", "Copper", "metals", 25000.0, 3.5, 10000, 5, 0.014, 5.0e9),
@@ -135,9 +138,9 @@ SECTOR_BETA = {
 }
 # Micro contracts: root, exchange, name, point value, root they track.
 MICRO_FUTURES = (
-    ("MES", "CME", "Micro E-mini S&P 500", 5.0, "ES"),
-    ("MNQ", "CME", "Micro E-mini Nasdaq-100", 2.0, "NQ"),
-    ("MGC", "COMEX", "Micro Gold", 10.0, "GC"),
+    ("MES", "CME_MINI", "Micro E-mini S&P 500", 5.0, "ES"),
+    ("MNQ", "CME_MINI", "Micro E-mini Nasdaq-100", 2.0, "NQ"),
+    ("MGC", "COMEX_MINI", "Micro Gold", 10.0, "GC"),
 )
 SECOND_MONTH_ROOTS = ("ES", "NQ", "CL", "GC", "ZN", "6E", "NG", "SI")
 DATED_ROOTS = ("ES", "NQ", "CL", "GC")

@@ -77,8 +77,7 @@ class _Spec:
     gap_frac: float = 0.1
     range_frac: float = 0.4
     liquidity: float = 1e6  # median Value.Traded, quote currency
-    supply: float | None = None  # market cap = supply x price of `mcap_of`
-    mcap_of: str | None = None
+    supply: float | None = None  # coins and companies: market cap = supply x the listing's close
     pricescale: int = 100
     minmov: int = 1
     tick_change_day: int | None = None
@@ -212,7 +211,6 @@ def _crypto_specs(rng: np.random.Generator, budget: int, taken: set[str]) -> lis
                 beta_class=beta_class,
                 gap_frac=0.02,
                 supply=cap / price,
-                mcap_of=primary,
             )
             spec.listed_day, spec.delisted_day = coin_listed, coin_delisted
             quote_price = price
@@ -357,7 +355,6 @@ def _stock_specs(rng: np.random.Generator, budget: int, taken: set[str]) -> list
             supply=cap / price,
             pricescale=100 if price >= 1.0 else 10000,
         )
-        spec.mcap_of = spec.symbol
         spec.listed_day = -int(rng.integers(200, 8000)) if listed is None else listed
         spec.delisted_day = delisted
         if clone_of is not None:
@@ -509,8 +506,6 @@ def build_universe(config: SyntheticMarketConfig) -> Universe:
     def column(values: list) -> np.ndarray:
         return np.array(values, dtype=np.float64)
 
-    coins = sorted({s.mcap_of or "" for s in specs if s.asset_class == "crypto"})
-    coin_column = {symbol: j for j, symbol in enumerate(coins)}
     exact, near, cross, stable = pick("exact"), pick("near"), pick("cross"), pick("stable")
     jumpers = np.array([i for i, s in enumerate(specs) if s.jump_prob], dtype=np.int64)
     arrays = {
@@ -550,12 +545,8 @@ def build_universe(config: SyntheticMarketConfig) -> Universe:
         "jumpers": jumpers,
         "jump_prob": column([specs[i].jump_prob for i in jumpers]),
         "jump_scale": column([specs[i].jump_scale for i in jumpers]),
-        "coin_primary": positions(coins),
-        "coin_column": np.array(
-            [coin_column.get(s.mcap_of or "", -1) if s.asset_class == "crypto" else -1 for s in specs],
-            dtype=np.int64,
-        ),
-        "stock_mcap": np.array([s.asset_class == "stock" for s in specs]),
+        # Coins and companies have a market cap; ETFs, futures and forex do not.
+        "has_market_cap": np.array([s.asset_class == "crypto" or s.type == "stock" for s in specs]),
         "supply": column([np.nan if s.supply is None else s.supply for s in specs]),
         "pricescale": np.array([s.pricescale for s in specs], dtype=np.int64),
         "minmov": np.array([s.minmov for s in specs], dtype=np.int64),

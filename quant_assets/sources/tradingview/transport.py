@@ -1,5 +1,5 @@
-"""Transport machinery shared by the scanner and the chart feed: the retry policy, a request-rate
-limiter, ``Retry-After`` parsing, and running coroutines from synchronous code."""
+"""Transport machinery shared by the scanner and the chart feed: the retry policy, a token-bucket
+rate limiter, ``Retry-After`` parsing, and running coroutines from synchronous code."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import asyncio
 import concurrent.futures
 import math
 import random
-from collections.abc import Awaitable, Coroutine, Iterable
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -65,22 +66,60 @@ class RetryPolicy:
 
 
 class RateLimiter:
-    """Spaces request starts at least ``1 / rate_per_s`` apart (a token bucket of depth one).
+    """A token bucket: up to ``burst`` request starts at once, then ``rate_per_s`` per second.
 
-    Each caller reserves the next free slot before sleeping, so concurrent callers queue in
-    call order without a lock: nothing awaits between reading and moving the next slot.
+    The bucket holds at most ``burst`` tokens and refills continuously at ``rate_per_s``; each
+    request start takes one. A caller that finds it empty reserves the next token anyway (the
+    count goes below zero) and sleeps until that token has refilled, so concurrent callers are
+    served in call order and none is starved, without a lock: nothing awaits between reading
+    the bucket and taking from it.
+
+    Parameters
+    ----------
+    rate_per_s : float
+        Sustained request starts per second.
+    burst : int
+        Request starts allowed at once after an idle spell (1 = evenly spaced starts).
+    clock : callable returning seconds, optional
+        A monotonic clock; ``time.monotonic`` (the event loop's clock) by default.
+    sleep : coroutine function, optional
+        ``asyncio.sleep`` by default; tests pass a fake together with a fake clock.
+
+    Raises
+    ------
+    ConfigError
+        ``rate_per_s`` is not a positive finite number, or ``burst`` is not an int >= 1.
     """
 
-    def __init__(self, rate_per_s: float) -> None:
-        self._interval = 1.0 / rate_per_s
-        self._next_slot = -math.inf
+    def __init__(
+        self,
+        rate_per_s: float,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if (not isinstance(rate_per_s, (int, float)) or isinstance(rate_per_s, bool)
+                or not 0 < rate_per_s < math.inf):
+            raise ConfigError(f"RateLimiter.rate_per_s must be a positive finite number, got {rate_per_s!r}")
+        if not isinstance(burst, int) or isinstance(burst, bool) or burst < 1:
+            raise ConfigError(f"RateLimiter.burst must be an int >= 1, got {burst!r}")
+        self.rate_per_s, self.burst = float(rate_per_s), burst
+        self._clock, self._sleep = clock, sleep
+        self._tokens = float(burst)
+        self._updated = clock()
 
     async def wait(self) -> None:
-        now = asyncio.get_running_loop().time()
-        slot = max(now, self._next_slot)
-        self._next_slot = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        """Take a token, sleeping until one is due if the bucket is empty.
+
+        A caller cancelled while asleep forfeits its token: handing it back could let a later
+        caller start alongside an earlier reservation and exceed ``burst``.
+        """
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate_per_s)
+        self._updated = now
+        self._tokens -= 1.0
+        if self._tokens < 0.0:
+            await self._sleep(-self._tokens / self.rate_per_s)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

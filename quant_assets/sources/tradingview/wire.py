@@ -13,6 +13,7 @@ import polars as pl
 
 from quant_assets.errors import SourceResponseError
 from quant_assets.sources.base import ScanFilter, ScanQuery, scan_query_name
+from quant_assets.sources.screener.fields import field_dtype, fields_in
 from quant_assets.sources.screener.scan_filters import unknown_field_error
 
 
@@ -107,20 +108,23 @@ def _wire_filter(flt: ScanFilter) -> FilterExpression:
     return {"left": flt.left, "operation": flt.operation, "right": _wire_value(flt.right)}
 
 
-def request_columns(query: ScanQuery) -> list[str]:
-    """The columns sent for ``query``: its columns, minus ``symbol`` (every row has it as ``s``),
-    plus the sort field, so pages of several markets can be merged in sort order."""
-    columns = [c for c in query.columns if c != "symbol"]
+def request_columns(query: ScanQuery, market: str) -> list[str]:
+    """The columns sent to ``market`` for ``query``: its columns that the market has (asking for
+    one it lacks fails the request, :mod:`~quant_assets.sources.screener.fields`), minus
+    ``symbol`` (every row has it as ``s``), plus the sort field, so pages of several markets can
+    be merged in sort order."""
+    columns = fields_in(market, (c for c in query.columns if c != "symbol"))
     return list(dict.fromkeys([*columns, query.sort_by]))
 
 
-def build_scan_body(query: ScanQuery, start: int, end: int) -> ScanBody:
-    """The scanner request body for rows ``[start, end)`` of ``query`` (pure; nothing is sent).
+def build_scan_body(query: ScanQuery, market: str, start: int, end: int) -> ScanBody:
+    """The request body to ``market`` for rows ``[start, end)`` of ``query`` (pure; nothing is
+    sent).
 
     Nulls sort last, whatever the order, so the best rows come first and pages are stable.
     """
     return {
-        "columns": request_columns(query),
+        "columns": request_columns(query, market),
         "filter": [_wire_filter(f) for f in query.filters],
         "sort": {
             "sortBy": query.sort_by,
@@ -197,9 +201,24 @@ def rejection_error(status: int, raw: bytes, body: ScanBody, label: str, path: s
 
 
 def page_frame(response: ScanResponse, columns: Sequence[str]) -> pl.DataFrame:
-    """One answer's rows as a frame: ``symbol``, then ``columns`` in request order."""
+    """One answer's rows as a frame: ``symbol``, then ``columns`` in request order, each of its
+    field's type (:func:`~quant_assets.sources.screener.fields.field_dtype`), so an answer with
+    no rows, or only nulls in a column, has the same schema as any other.
+
+    Raises
+    ------
+    BadBody
+        A value does not fit its field's type.
+    """
     rows = response["data"]
     data = [pl.Series("symbol", [row["s"] for row in rows], dtype=pl.String)]
-    # strict=False: JSON numbers come as ints and floats mixed; nulls stay nulls.
-    data += [pl.Series(name, [row["d"][j] for row in rows], strict=False) for j, name in enumerate(columns)]
+    for j, name in enumerate(columns):
+        # strict=False: JSON numbers come as ints and floats mixed; nulls stay nulls.
+        values = pl.Series(name, [row["d"][j] for row in rows], strict=False)
+        # A field we hold no type for is read as answered; with no value at all, as a number.
+        dtype = field_dtype(name) or (pl.Float64 if values.dtype == pl.Null else values.dtype)
+        try:
+            data.append(values.cast(dtype))
+        except pl.exceptions.PolarsError as exc:
+            raise BadBody(f"HTTP 200 with values of {name!r} that are not {dtype}: {values.head(3).to_list()}") from exc
     return pl.DataFrame(data)

@@ -93,40 +93,6 @@ def ref_rsi(c: list[float], period: int) -> list[float]:
     return out
 
 
-def ref_recommend(h: list[float], lo: list[float], c: list[float]) -> list[float]:
-    n = len(c)
-    ma_lines = []
-    for length in ind.RECOMMEND_MA_LENGTHS:
-        sma = [sum(c[i - length + 1 : i + 1]) / length if i >= length - 1 else NAN for i in range(n)]
-        ma_lines.append(sma)
-        ma_lines.append(ref_ema(c, length))
-    rsi_line = ref_rsi(c, 14)
-    adx_line, plus_line, minus_line = ref_dmi(h, lo, c, 14)
-    fast, slow = ref_ema(c, 12), ref_ema(c, 26)
-    macd = [f - s for f, s in zip(fast, slow)]
-    signal = ref_ema(macd, 9)
-
-    def sign(x: float) -> float:
-        return float((x > 0) - (x < 0))
-
-    out = []
-    for i in range(n):
-        ma_votes = [sign(c[i] - line[i]) for line in ma_lines if not math.isnan(line[i])]
-        osc_votes = []
-        if i >= 1 and not math.isnan(rsi_line[i - 1]):
-            r, r_prev = rsi_line[i], rsi_line[i - 1]
-            osc_votes.append(1.0 if r < 30 and r > r_prev else -1.0 if r > 70 and r < r_prev else 0.0)
-        if not math.isnan(adx_line[i]):
-            osc_votes.append(sign(plus_line[i] - minus_line[i]) if adx_line[i] > 20 else 0.0)
-        if i >= 10:
-            osc_votes.append(sign(c[i] - c[i - 10]))
-        if not math.isnan(signal[i]):
-            osc_votes.append(sign(macd[i] - signal[i]))
-        ratings = [sum(v) / len(v) for v in (ma_votes, osc_votes) if v]
-        out.append(sum(ratings) / len(ratings) if ratings else NAN)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # Fixtures: random OHLC panels with weekends, late listings and early delistings.
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +112,8 @@ def random_panel(n_rows: int = 320, n_cols: int = 6, seed: int = 3) -> dict[str,
     has_bar[:, 3] &= np.arange(n_rows) < 250  # delisted
     has_bar[:, 4] &= rng.random(n_rows) < 0.6  # ragged gaps
     has_bar[:, 5] &= np.arange(n_rows) >= n_rows - 5  # too young for any indicator
-    panel = {"open": open_, "high": high, "low": low, "close": close}
+    volume = rng.lognormal(8, 1, (n_rows, n_cols))
+    panel = {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
     for values in panel.values():
         values[~has_bar] = np.nan
     return {**panel, "dates": dates, "has_bar": has_bar}
@@ -207,6 +174,52 @@ def test_true_range_uses_previous_bar_close_and_high_minus_low_on_first_bar() ->
     np.testing.assert_allclose(ind.change(close)[:, 0], [NAN, NAN, NAN, 2.5 / 9.0 * 100], equal_nan=True)
 
 
+def ref_performance(days_of_bars: list[int], opens: list[float], closes: list[float], days: int) -> list[float]:
+    """TradingView's Pine v5 "Screener Performance" script (support/solutions/43000636536), bar by
+    bar: ``fastSearchTimeIndex(timenow - days, days)`` with bar times the dates at 00:00 and
+    ``timenow`` the close of the bar's day, then ``rr`` and ``rateOfreturn``."""
+    out = []
+    for bar_index, day in enumerate(days_of_bars):
+        x = day + 1 - days
+
+        def time(offset: int) -> int:
+            return days_of_bars[bar_index - offset]
+
+        mid, left, right = 0, 0, min(bar_index, days)
+        if time(0) >= x:
+            for _ in range(10):
+                mid = math.ceil((left + right) / 2)
+                if left == right:
+                    break
+                if time(mid) < x:
+                    right = mid
+                elif time(mid) > x:
+                    left = mid
+                else:
+                    break
+        ref = opens[bar_index - mid]
+        if mid == 0 or (ref < 0 and closes[bar_index] > 0) or ref == 0:
+            out.append(NAN)
+        else:
+            out.append((closes[bar_index] - ref) * 100 / abs(ref))
+    return out
+
+
+@pytest.mark.parametrize("col", range(6))
+def test_performance_matches_tradingviews_script(col: int) -> None:
+    p = random_panel()
+    has_bar = p["has_bar"][:, col]
+    day_numbers = [int(d) for d in p["dates"][has_bar].astype(np.int64)]
+    opens, closes = bars_of(p["open"], p["has_bar"], col), bars_of(p["close"], p["has_bar"], col)
+    for days in (*ind.PERFORMANCE_DAYS.values(), 1, 3):
+        expected = ref_performance(day_numbers, opens, closes, days)
+        assert_matches_reference(ind.performance(p["open"], p["close"], p["dates"], days), p["has_bar"], col, expected)
+
+
+def test_performance_windows_are_tradingviews() -> None:
+    assert ind.PERFORMANCE_DAYS == {"Perf.W": 7, "Perf.1M": 30, "Perf.3M": 90, "Perf.6M": 180, "Perf.Y": 365}
+
+
 def test_performance_with_gaps_and_young_listings() -> None:
     dates = np.datetime64("2024-03-01") + np.arange(10)
     open_ = np.full((10, 2), np.nan)
@@ -217,25 +230,42 @@ def test_performance_with_gaps_and_young_listings() -> None:
     open_[4:, 1] = 100.0  # listed on row 4
     close[4:, 1] = 110.0
     perf = ind.performance(open_, close, dates, days=3)
-    # Row 9: window (D-3, D] = rows 7..9; first bar in it is row 9 itself.
-    assert perf[9, 0] == pytest.approx((19.5 - 19.0) / 19.0 * 100)
-    # Row 6: window rows 4..6, first bar row 5 (open 15).
-    assert perf[6, 0] == pytest.approx((16.5 - 15.0) / 15.0 * 100)
-    # Row 2: D - 3 is before the first bar: no performance.
-    assert np.isnan(perf[2, 0])
+    # The screen of D is taken at D + 1 00:00; the reference is the open of the last bar dated on
+    # or before D + 1 - 3 = D - 2.
+    assert perf[9, 0] == pytest.approx((19.5 - 16.0) / 16.0 * 100)  # no bar on row 7: row 6's
+    assert perf[6, 0] == pytest.approx((16.5 - 12.0) / 12.0 * 100)  # none on row 4: row 2's
+    assert perf[2, 0] == pytest.approx((12.5 - 10.0) / 10.0 * 100)  # row 0's
+    # Younger than the window: from the first bar's open; the first bar itself has none.
+    assert perf[1, 0] == pytest.approx((11.5 - 10.0) / 10.0 * 100)
+    assert np.isnan(perf[0, 0])
     assert np.isnan(perf[[3, 4, 7, 8], 0]).all()  # no bar that day
-    # Column 1 listed on row 4: at row 6, D - 3 = row 3 precedes its first bar -> NaN;
-    # at row 7, D - 3 = row 4 is its first bar -> S = row 5.
-    assert np.isnan(perf[6, 1])
-    assert perf[7, 1] == pytest.approx(10.0)
+    assert np.isnan(perf[4, 1])
+    np.testing.assert_allclose(perf[5:, 1], 10.0)
 
 
-def test_performance_uses_absolute_open_for_negative_prices() -> None:
+def test_performance_of_a_week_for_crypto_and_a_stock() -> None:
+    dates = np.datetime64("2024-03-01") + np.arange(21)  # 2024-03-01 is a Friday
+    open_ = np.tile(100.0 + np.arange(21.0)[:, None], (1, 2))
+    weekend = (dates.astype(np.int64) + 3) % 7 >= 5
+    open_[weekend, 1] = np.nan
+    close = open_ + 0.5
+    perf = ind.performance(open_, close, dates, days=7)
+    # Every day: the week is bars D-6..D.
+    np.testing.assert_allclose(perf[6:, 0], (close[6:, 0] - open_[:-6, 0]) / open_[:-6, 0] * 100)
+    # Thursday 2024-03-14 (row 13): D - 6 is a Friday, a bar. Friday 2024-03-15 (row 14): D - 6
+    # is a Saturday, so the time search lands on the Friday before (row 7).
+    assert perf[13, 1] == pytest.approx((close[13, 1] - open_[7, 1]) / open_[7, 1] * 100)
+    assert perf[14, 1] == pytest.approx((close[14, 1] - open_[7, 1]) / open_[7, 1] * 100)
+
+
+def test_performance_na_from_a_negative_open_to_a_positive_close() -> None:
     dates = np.datetime64("2020-04-15") + np.arange(3)
     open_ = np.array([[-10.0], [-5.0], [-2.0]])
     close = np.array([[-8.0], [-4.0], [1.0]])
     perf = ind.performance(open_, close, dates, days=1)
-    assert perf[2, 0] == pytest.approx((1.0 - -2.0) / 2.0 * 100)
+    # days = 1: the search never returns the current bar, so the previous bar's open.
+    assert perf[1, 0] == pytest.approx((-4.0 - -10.0) / 10.0 * 100)  # |open| below
+    assert np.isnan(perf[2, 0])  # rateOfreturn: na from -5 to 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,8 +286,6 @@ def test_indicators_match_plain_loop_references(col: int) -> None:
     assert_matches_reference(ind.rsi(p["close"]), has_bar, col, ref_rsi(c, 14))
     ref_atr = ref_rma(ref_true_range(h, lo, c, first_bar_range=True), 14)
     assert_matches_reference(ind.atr(p["high"], p["low"], p["close"]), has_bar, col, ref_atr)
-    rating = ind.recommend_all(p["high"], p["low"], p["close"])
-    assert_matches_reference(rating, has_bar, col, ref_recommend(h, lo, c))
 
 
 def test_wilder_rma_matches_reference_per_column() -> None:
@@ -269,7 +297,7 @@ def test_wilder_rma_matches_reference_per_column() -> None:
 
 def test_screen_indicators_agree_with_single_functions() -> None:
     p = random_panel()
-    screen = ind.screen_indicators(p["open"], p["high"], p["low"], p["close"], p["dates"])
+    screen = ind.screen_indicators(p["open"], p["high"], p["low"], p["close"], p["volume"], p["dates"])
     assert tuple(screen) == ind.INDICATOR_COLUMNS
     adx_, plus_di, minus_di = ind.adx(p["high"], p["low"], p["close"])
     expected = {
@@ -280,7 +308,7 @@ def test_screen_indicators_agree_with_single_functions() -> None:
         "ADX-DI": minus_di,
         "RSI": ind.rsi(p["close"]),
         "ATR": ind.atr(p["high"], p["low"], p["close"]),
-        "Recommend.All": ind.recommend_all(p["high"], p["low"], p["close"]),
+        **ind.technical_ratings(p["high"], p["low"], p["close"], p["volume"]),
         **{
             name: ind.performance(p["open"], p["close"], p["dates"], days)
             for name, days in ind.PERFORMANCE_DAYS.items()
@@ -299,22 +327,9 @@ def test_gap_carries_state_exactly() -> None:
     gapped = {name: p[name][:, col][:, None] for name in ("high", "low", "close")}
     for fn in (ind.rsi,):
         np.testing.assert_array_equal(fn(gapped["close"])[bars], fn(dense["close"]))
-    for fn in (ind.atr, ind.recommend_all, ind.true_range):
+    for fn in (ind.atr, ind.true_range):
         np.testing.assert_array_equal(fn(**gapped)[bars], fn(**dense))
     np.testing.assert_array_equal(ind.adx(**gapped)[0][bars], ind.adx(**dense)[0])
-
-
-def test_recommend_all_is_bounded_and_follows_the_trend() -> None:
-    n = 260
-    up = 100 * 1.01 ** np.arange(n)
-    down = up[::-1].copy()
-    close = np.column_stack([up, down])
-    rating = ind.recommend_all(close * 1.005, close * 0.995, close)
-    assert np.nanmax(np.abs(rating)) <= 1.0
-    assert rating[-1, 0] > 0.5 and rating[-1, 1] < -0.5
-    p = random_panel()
-    rating = ind.recommend_all(p["high"], p["low"], p["close"])
-    assert np.nanmin(rating) >= -1.0 and np.nanmax(rating) <= 1.0
 
 
 def test_every_indicator_is_causal() -> None:
@@ -322,7 +337,7 @@ def test_every_indicator_is_causal() -> None:
     cut = 200
     future = random_panel(seed=99)
     changed = {}
-    for name in ("open", "high", "low", "close"):
+    for name in ("open", "high", "low", "close", "volume"):
         values = p[name].copy()
         values[cut + 1 :] = future[name][cut + 1 :]
         changed[name] = values
@@ -330,11 +345,10 @@ def test_every_indicator_is_causal() -> None:
     for name in changed:
         changed[name][~p["has_bar"]] = np.nan
         changed[name][p["has_bar"] & np.isnan(changed[name])] = 1.0
-    full = ind.screen_indicators(p["open"], p["high"], p["low"], p["close"], p["dates"])
-    alt = ind.screen_indicators(*(changed[name] for name in ("open", "high", "low", "close")), p["dates"])
-    short = ind.screen_indicators(
-        *(p[name][: cut + 1] for name in ("open", "high", "low", "close")), p["dates"][: cut + 1]
-    )
+    columns = ("open", "high", "low", "close", "volume")
+    full = ind.screen_indicators(*(p[name] for name in columns), p["dates"])
+    alt = ind.screen_indicators(*(changed[name] for name in columns), p["dates"])
+    short = ind.screen_indicators(*(p[name][: cut + 1] for name in columns), p["dates"][: cut + 1])
     for name in ind.INDICATOR_COLUMNS:
         np.testing.assert_array_equal(full[name][: cut + 1], alt[name][: cut + 1], err_msg=name)
         np.testing.assert_array_equal(full[name][: cut + 1], short[name], err_msg=name)
@@ -342,16 +356,20 @@ def test_every_indicator_is_causal() -> None:
             assert not np.array_equal(full[name][cut + 1 :], alt[name][cut + 1 :], equal_nan=True), name
 
 
-def test_rows_without_bars_are_nan_and_young_instruments_have_no_indicators() -> None:
+def test_rows_without_bars_are_nan_and_young_instruments_have_few_indicators() -> None:
     p = random_panel()
-    screen = ind.screen_indicators(p["open"], p["high"], p["low"], p["close"], p["dates"])
+    screen = ind.screen_indicators(p["open"], p["high"], p["low"], p["close"], p["volume"], p["dates"])
     for name, values in screen.items():
         assert np.isnan(values[~p["has_bar"]]).all(), name
-    for name in ("ADX", "RSI", "ATR", "Perf.W"):
-        assert np.isnan(screen[name][:, 5]).all(), name  # five bars only
-    # 320 days of data: no instrument has a bar a year back; half a year back only from row 182.
-    assert np.isnan(screen["Perf.Y"]).all()
-    assert np.isnan(screen["Perf.6M"][181, 0]) and np.isfinite(screen["Perf.6M"][182, 0])
+    young = p["has_bar"][:, 5]  # five bars only
+    for name in ("ADX", "RSI", "ATR", "Recommend.All", "Recommend.MA", "Recommend.Other"):
+        assert np.isnan(screen[name][:, 5]).all(), name
+    # Performance of a young instrument runs from its first bar's open, from its second bar on.
+    first = np.argmax(young)
+    for name in ind.PERFORMANCE_DAYS:
+        assert np.isnan(screen[name][first, 5]) and np.isfinite(screen[name][young, 5][1:]).all(), name
+    expected = (p["close"][young, 5][1:] - p["open"][first, 5]) / p["open"][first, 5] * 100
+    np.testing.assert_allclose(screen["Perf.Y"][young, 5][1:], expected)
 
 
 def test_invalid_inputs_raise_validation_error() -> None:

@@ -80,8 +80,8 @@ def test_default_universe_has_the_asset_mix(default_market: SyntheticMarket) -> 
     stables = crypto.filter(pl.col("base").is_in(["USDC", "DAI", "TUSD"]) & (pl.col("quote") == "USDT"))
     assert stables.height >= 3
     futures = inst.filter(pl.col("asset_class") == "futures")
-    assert (futures["pointvalue"] > 1).all() and "CME:ES1!" in futures["symbol"].to_list()
-    assert set(futures["exchange"]) <= {"CME", "NYMEX", "COMEX", "CBOT"}
+    assert (futures["pointvalue"] > 1).all() and "CME_MINI:ES1!" in futures["symbol"].to_list()
+    assert set(futures["exchange"]) <= {"CME", "NYMEX", "COMEX", "CBOT", "CME_MINI", "CBOT_MINI", "COMEX_MINI", "NYMEX_MINI"}
     assert {"stock", "fund"} == set(inst.filter(pl.col("asset_class") == "stock")["type"])
     assert "FX:EURUSD" in inst["symbol"].to_list()
     assert dict(zip(inst["asset_class"], inst["market"])) == {
@@ -240,14 +240,28 @@ def test_exact_clones_have_identical_returns_and_near_clones_track(market: Synth
                 assert np.corrcoef(returns["clone"], returns["lead"])[0, 1] > 0.95, symbol
 
 
-def test_clones_share_the_coins_market_cap(market: SyntheticMarket) -> None:
+def test_market_caps_are_per_listing_and_only_where_an_asset_has_one(market: SyntheticMarket) -> None:
+    """As TradingView reports them: each listing of a coin its own value (supply x its own
+    close, in its quote currency), a company's own, none for ETFs, futures and forex."""
     screen = market.screen(MID_2022)
-    btc = screen.filter(pl.col("base_currency") == "BTC")
-    assert btc.height >= 3 and btc["market_cap_calc"].n_unique() == 1
+    btc = screen.filter(pl.col("name").str.starts_with("BTC") & (pl.col("market") == "crypto")).join(
+        market.instruments.select("symbol", "quote"), on="symbol")
+    in_usdt = btc.filter(pl.col("quote") == "USDT")
+    assert btc.height >= 3 and btc["market_cap_calc"].n_unique() > 1  # exact clones trade at one price
+    supply = in_usdt["market_cap_calc"] / in_usdt["close"]
+    np.testing.assert_allclose(supply, supply[0], rtol=1e-12)  # one coin, one supply
     futures_forex = screen.filter(pl.col("market").is_in(["futures", "forex"]))
     assert futures_forex["market_cap_calc"].is_null().all()
     stocks = screen.filter(pl.col("market") == "america")
-    assert stocks["market_cap_calc"].is_not_null().all()
+    assert stocks.filter(pl.col("type") == "stock")["market_cap_calc"].is_not_null().all()
+    assert stocks.filter(pl.col("type") == "fund")["market_cap_calc"].is_null().all()
+
+
+def test_futures_are_listed_on_tradingviews_venues(market: SyntheticMarket) -> None:
+    futures = set(market.screen(MID_2022).filter(pl.col("market") == "futures")["symbol"])
+    assert {"CME_MINI:ES1!", "CME_MINI:NQ1!", "CME_MINI:RTY1!", "CBOT_MINI:YM1!", "COMEX:GC1!",
+            "NYMEX:CL1!", "CBOT:ZN1!"} <= futures
+    assert "CME:ES1!" not in futures
 
 
 def test_a_tick_size_change_is_visible_between_two_screens(market: SyntheticMarket) -> None:
@@ -276,8 +290,8 @@ def test_screen_columns_types_and_value_traded(market: SyntheticMarket) -> None:
     screen = market.screen(MID_2022)
     assert screen.columns == list(SCREEN_COLUMNS)
     assert screen["symbol"].to_list() == sorted(screen["symbol"].to_list())
-    assert screen.schema["pricescale"] == pl.Int64 and screen.schema["fractional"] == pl.Boolean
-    assert (screen["minmove2"] == 0).all() and (~screen["fractional"]).all()
+    assert screen.schema["pricescale"] == pl.Int64 and screen.schema["fractional"] == pl.String
+    assert (screen["minmove2"] == 0).all() and (screen["fractional"] == "false").all()
     pointvalue = screen.join(market.instruments.select("symbol", "pointvalue"), on="symbol")["pointvalue"]
     expected = screen["volume"] * screen["close"] * pointvalue
     np.testing.assert_allclose(screen["Value.Traded"], expected, rtol=1e-12)

@@ -43,6 +43,7 @@ from quant_assets_tests.sources.tradingview.conftest import (
         ({"base_url": "scanner.tradingview.com"}, "base_url"),
         ({"concurrency": 0}, "concurrency"),
         ({"rate_per_s": 0}, "rate_per_s"),
+        ({"burst": 0}, "burst"),
         ({"page_size": 0}, "page_size"),
         ({"timeout_s": -1}, "timeout_s"),
     ],
@@ -236,12 +237,24 @@ def test_client_respects_the_concurrency_bound(market: SyntheticMarket) -> None:
 
 def test_client_respects_the_request_rate(market: SyntheticMarket) -> None:
     plan = FaultPlan()
-    client_scan(market, plan, dataclasses.replace(QUERY, limit=300), page_size=50, rate_per_s=10.0, concurrency=8)
+    query = dataclasses.replace(QUERY, limit=300)
+    client_scan(market, plan, query, page_size=50, rate_per_s=10.0, burst=1, concurrency=8)
     gaps = [b - a for a, b in zip(plan.timestamps, plan.timestamps[1:])]
     assert plan.requests == 6
     assert min(gaps) >= 0.08  # 1 / rate_per_s, less the noise of arrival times
     span = plan.timestamps[-1] - plan.timestamps[0]
     assert 0.095 * len(gaps) <= span < 0.1 * len(gaps) + 0.2  # as fast as the rate allows, no slower
+
+
+def test_client_sends_a_burst_at_once_then_keeps_to_the_rate(market: SyntheticMarket) -> None:
+    plan = FaultPlan()
+    query = dataclasses.replace(QUERY, limit=300)
+    client_scan(market, plan, query, page_size=50, rate_per_s=5.0, burst=3, concurrency=8)
+    starts = [t - plan.timestamps[0] for t in plan.timestamps]
+    assert plan.requests == 6
+    assert starts[2] < 0.15  # the burst: no 0.2 s spacing among the first three
+    gaps = [b - a for a, b in zip(starts[2:], starts[3:])]
+    assert min(gaps) >= 0.16  # then 1 / rate_per_s apart, less the noise of arrival times
 
 
 def test_scan_all_spreads_every_query_market_and_page_over_one_session(market: SyntheticMarket) -> None:

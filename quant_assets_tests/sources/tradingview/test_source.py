@@ -82,3 +82,29 @@ def test_tradingview_source_scan_many_returns_each_result_or_error(market: Synth
     assert isinstance(results[1], SourceResponseError) and 'Unknown field "nope"' in str(results[1])
     assert results[2]["market"].unique().to_list() == ["america"]
     assert plan.max_in_flight == 3  # all three queries at once
+
+
+def test_an_empty_answer_flows_through_the_stages_typed(market: SyntheticMarket) -> None:
+    """A valid answer with no rows (nothing passes the filter) is an empty screen of the usual
+    types, which the gates and the catalog take like any other."""
+    from quant_assets.lakehouse.catalog import build_observations
+    from quant_assets.screening.config import ScreeningConfig
+    from quant_assets.screening.discovery import fetch_raw_screen
+    from quant_assets.screening.gates import select_liquid_universe, select_signals
+
+    nothing = ScreeningConfig.model_validate(dict(
+        name="nothing", direction="LONG", markets=["crypto", "futures"], prefilter_limit=50, base_limit=20, limit=5,
+        filters=[{"left": "close", "operation": "greater", "right": 1e15}]))
+    with fake_in_thread(market) as fake:
+        source = TradingViewSource(settings_for(fake), today=lambda: AS_OF)
+        fetched = fetch_raw_screen(source, [nothing], AS_OF)
+        reference = source.scan(AS_OF, dataclasses.replace(nothing.scan_query(), filters=()))
+    raw = fetched.frame
+    assert raw.is_empty() and fetched.failures == {}
+    assert {c: t for c, t in raw.schema.items() if c in reference.columns} == {
+        c: t for c, t in reference.schema.items() if c in raw.columns}
+    universe = select_liquid_universe(raw, [nothing])
+    signals = select_signals(universe, [nothing])
+    catalog = build_observations(raw, signals, AS_OF)
+    assert universe.is_empty() and signals.is_empty() and catalog.is_empty()
+    assert universe.schema["tick_size"] == pl.Float64 and signals.schema["alpha_value"] == pl.Float64
