@@ -1,11 +1,11 @@
-"""Backfill of a year: one Dagster run for 365 partitions × seven assets vs one run per partition.
+"""Backfill of a year: one Dagster run for 365 partitions × every asset vs one run per partition.
 
 Both paths run the same assets on the default synthetic market (1,200 instruments, seed 7, the
 four shipped configs) into fresh lakehouses, with an ephemeral Dagster instance. The market's
 panel is simulated once beforehand and shared by both (timed separately). One run per
 partition is measured on 30 partitions and extrapolated to 365, on a lakehouse holding the
-same past (the liquid_universe partitions of the regime's lookback window, copied from the
-single run); the 30 days it wrote are then compared with the same days of the single run, which
+same past (the liquid_universe partitions of the regime's lookback window and the two
+decisions the backtest holds over its first day, copied from the single run); the 30 days it wrote are then compared with the same days of the single run, which
 must be identical (the catalog's ``recorded_at`` aside).
 """
 
@@ -17,6 +17,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from quant_assets.backtest.daily import DECISION_COLUMNS
 from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.orchestration.assets import ASSETS
 from quant_assets.orchestration.jobs import build_resources
@@ -58,6 +59,9 @@ def main() -> None:
         single_store, per_store = PartitionStore(single_root), PartitionStore(per_root)
         for day in YEAR[YEAR.index(SAMPLE[0]) - UNIVERSE_WINDOW_DAYS + 1 : YEAR.index(SAMPLE[0])]:
             per_store.write("liquid_universe", day, single_store.read("liquid_universe", day))
+        for day in YEAR[YEAR.index(SAMPLE[0]) - 2 : YEAR.index(SAMPLE[0])]:  # the backtest's decisions
+            for name in DECISION_COLUMNS:
+                per_store.write(name, day, single_store.read(name, day))
         started = time.perf_counter()
         materialise_days(SAMPLE, per, max_days_per_run=1)
         per_s = time.perf_counter() - started

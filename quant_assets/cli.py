@@ -1,5 +1,5 @@
-"""``quant-assets``: run the daily workflow over a range of days, run stages 1-2 alone, serve the
-fake scanner, or query the lakehouse with SQL.
+"""``quant-assets``: run the daily workflow over a range of days, run stages 1-2 alone, report what
+the book earned, serve the fake scanner, or query the lakehouse with SQL.
 
 Each command imports what it needs when it runs (Dagster, DuckDB, the market simulation), so
 ``--help`` and argument errors answer at once.
@@ -16,6 +16,8 @@ from quant_assets.errors import QuantAssetsError
 from quant_assets.sources.registry import SOURCES
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from quant_assets.orchestration.runner import Progress
 
 DEFAULT_DAYS = 7
@@ -71,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     screen.add_argument("--strict", action="store_true", help="stop at the first failed config")
     _add_market_args(screen)
 
+    report = commands.add_parser("report", help="what the book and its benchmarks earned: table and tearsheet")
+    report.add_argument("--start", type=_date, help="first day (default: the first portfolio_returns partition)")
+    report.add_argument("--end", type=_date, help="last day (default: the newest portfolio_returns partition)")
+    report.add_argument("--output", metavar="FILE",
+                        help="write the tearsheet: a .png picture, or an .html page with the tables and the picture")
+    report.add_argument("--lakehouse", help="lakehouse root")
+
     fake = commands.add_parser("fake-scanner", help="serve the synthetic market through the scanner's HTTP API")
     fake.add_argument("--port", type=int, default=8765)
     fake.add_argument("--date", type=_date, help="day served (default: today, UTC)")
@@ -106,6 +115,7 @@ def _print_progress(p: Progress) -> None:
 def _run(args: argparse.Namespace) -> int:
     import polars as pl
 
+    from quant_assets.backtest.report import history
     from quant_assets.lakehouse import sql
     from quant_assets.pipeline import QuantitativePipeline, last_complete_day
 
@@ -134,6 +144,10 @@ def _run(args: argparse.Namespace) -> int:
             print(rows.select("symbol", "direction", pl.col("weight").round(4)).head(5))
         print(f"\nPoint-in-time catalog: constituents' tick sizes as known on {end}:")
         print(sql.query(PIT_QUERY.format(day=end), pipeline.store.root))
+    daily = history(pipeline.store, start, end)
+    if daily.height:
+        print(f"\nWhat the book earned, {start}..{end} (quant-assets report for more):")
+        _print_performance(daily)
     return 0
 
 
@@ -173,6 +187,47 @@ def _screen(args: argparse.Namespace) -> int:
             print(shown.select("config", "rank", "symbol", "direction", "rejected_by", "alpha_field",
                                pl.col("alpha_value").round(2), pl.col("ADX").round(1), "tick_size"))
     return 1 if fetched.failures else 0
+
+
+def _print_performance(daily: pl.DataFrame) -> None:
+    import polars as pl
+
+    from quant_assets.backtest.performance import performance, performance_by_regime
+
+    shown = ["book", "days", "cumulative_return", "annual_return", "annual_volatility", "sharpe", "sortino",
+             "max_drawdown", "calmar", "annual_turnover", "cost_drag", "hit_rate"]
+    with pl.Config(tbl_rows=20, tbl_cols=20, tbl_width_chars=200, tbl_hide_column_data_types=True,
+                   tbl_hide_dataframe_shape=True, float_precision=4):
+        print(performance(daily).select(shown))
+        print("\nBy regime (the regime on the day each book was decided):")
+        print(performance_by_regime(daily).select("book", "regime", *shown[1:]))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from quant_assets.backtest.report import history, html_report, tearsheet
+    from quant_assets.lakehouse.store import PartitionStore
+    from quant_assets.reporting.charts import render_png
+
+    if args.output and not args.output.endswith((".html", ".png")):
+        raise QuantAssetsError(f"--output {args.output}: expected a .html or .png file name")
+    store = PartitionStore(args.lakehouse)
+    daily = history(store, args.start, args.end)
+    if daily.is_empty():
+        raise QuantAssetsError(f"no portfolio_returns rows between {args.start or 'the start'} and "
+                               f"{args.end or 'the end'} in {store.root}: materialise them first (quant-assets run)")
+    first, last = daily["date"].min(), daily["date"].max()
+    print(f"What the book earned, {first}..{last} (net of costs):")
+    _print_performance(daily)
+    if args.output:
+        title = f"What the book earned, {first} to {last}"
+        if args.output.endswith(".html"):
+            data = html_report(daily, title).encode()
+        else:
+            data = render_png(tearsheet(daily)[0])
+        with open(args.output, "wb") as fh:
+            fh.write(data)
+        print(f"\nwrote {args.output}")
+    return 0
 
 
 def _fake_scanner(args: argparse.Namespace) -> int:
@@ -224,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import duckdb
 
     try:
-        commands = {"run": _run, "screen": _screen, "fake-scanner": _fake_scanner, "sql": _sql,
+        commands = {"run": _run, "screen": _screen, "report": _report, "fake-scanner": _fake_scanner, "sql": _sql,
                     "doctor": _doctor, "catalog": _catalog}
         return commands[args.command](args)
     except (QuantAssetsError, duckdb.Error) as exc:

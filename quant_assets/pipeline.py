@@ -26,6 +26,8 @@ class PipelineResult:
     regime: dict[str, Any]
     weights: pl.DataFrame
     signals: pl.DataFrame
+    #: What each book earned over the day (``portfolio_returns``): the book held since the day before.
+    returns: pl.DataFrame
 
 
 def last_complete_day() -> date:
@@ -80,6 +82,7 @@ class QuantitativePipeline:
             regime=regime.row(0, named=True),
             weights=self.store.read("barbell_weights", day),
             signals=self.store.read("signals", day).filter(pl.col("selected")),
+            returns=self.store.read("portfolio_returns", day),
         )
 
     def run_full_pipeline(

@@ -16,6 +16,24 @@ from quant_assets.errors import ValidationError
 
 _STR, _F64, _I64, _BOOL, _DATE = pl.String, pl.Float64, pl.Int64, pl.Boolean, pl.Date
 
+#: The books ``portfolio_returns`` follows, the product first: the barbell itself and three
+#: benchmarks run the same way (see :mod:`quant_assets.backtest.books`).
+BOOKS: tuple[str, ...] = ("barbell", "equal_weight", "core_only", "fixed_core_90")
+#: One leg of a book over a day (``portfolio_returns.legs``): the instrument, its weight held
+#: (a fraction of the book, drifted since the decision), its return, its contribution to the
+#: book's return (signed: a SHORT leg earns minus the return), the signed change of exposure
+#: traded into the day's book, and that trade's cost.
+LEG_FIELDS: dict[str, pl.DataType] = {
+    "symbol": _STR, "direction": _STR, "weight": _F64, "asset_return": _F64, "contribution": _F64,
+    "trade": _F64, "cost": _F64,
+}
+#: The regime labels, calm to stressed (:mod:`quant_assets.risk.regime` assigns them).
+REGIMES: tuple[str, ...] = ("QUIET", "NORMAL", "CRISIS")
+#: The backtest's partitions are calendar days (crypto trades every day): 365 a year.
+PERIODS_PER_YEAR = 365
+#: Days in the backtest's rolling Sharpe ratio (``portfolio_equity``, the tearsheet): a quarter.
+SHARPE_WINDOW = 63
+
 
 @dataclass(frozen=True)
 class Contract:
@@ -70,7 +88,7 @@ CONTRACTS: dict[str, Contract] = {
         key=("date",),
         finite=("vol_short", "vol_long", "vol_ratio"),
         max_rows=1,
-        allowed={"regime": frozenset({"QUIET", "NORMAL", "CRISIS"})},
+        allowed={"regime": frozenset(REGIMES)},
     ),
     "covariance": Contract(
         columns={"date": _DATE, "session": _DATE, "symbol_a": _STR, "symbol_b": _STR, "covariance": _F64},
@@ -84,7 +102,15 @@ CONTRACTS: dict[str, Contract] = {
         finite=("weight", "cap"),
         allowed={"sleeve": frozenset({"core", "aggressor"}),
                  "direction": frozenset({"LONG", "SHORT"}),
-                 "regime": frozenset({"QUIET", "NORMAL", "CRISIS"})},
+                 "regime": frozenset(REGIMES)},
+    ),
+    "portfolio_returns": Contract(
+        columns={"date": _DATE, "book": _STR, "decided_on": _DATE, "regime": _STR, "n_legs": _I64,
+                 "gross_exposure": _F64, "gross_return": _F64, "turnover": _F64, "cost": _F64,
+                 "net_return": _F64, "rebalanced": _BOOL, "legs": pl.List(pl.Struct(LEG_FIELDS))},
+        key=("book",),
+        finite=("gross_exposure", "gross_return", "turnover", "cost", "net_return"),
+        allowed={"book": frozenset(BOOKS)},
     ),
     "metadata_catalog": Contract(
         columns={"date": _DATE, "symbol": _STR, "tick_size": _F64, "pricescale": _I64,

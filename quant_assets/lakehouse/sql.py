@@ -15,7 +15,16 @@ What a query sees (every name also in the README):
   ``active`` (false once a symbol has gone unseen for :data:`RETIRE_AFTER_DAYS` days);
   ``catalog_known(known_at := NULL)``: the catalog's observations as known at a time;
 - ``universe_as_of(d)`` / ``universe_as_of(d, known_at)``: the signals selected on ``d`` with
-  their barbell weight and the catalog's version of the symbol, every part as known then.
+  their barbell weight and the catalog's version of the symbol, every part as known then;
+- ``portfolio_legs``: the legs of ``portfolio_returns`` (nested there), a row per book, day and
+  instrument; ``portfolio_equity``: each book's ``date``, ``regime``, ``net_return``, ``nav`` (from a starting
+  capital of 1 on its first day) and ``drawdown`` (``nav`` over its running maximum, the starting
+  capital included, minus 1) and ``rolling_sharpe`` (63 days) over the whole history of
+  ``portfolio_returns``;
+  ``performance(start, end)`` / ``performance_by_regime(start, end)``: one row of statistics per
+  book (per book and regime) over the days from ``start`` to ``end`` (DATE or 'YYYY-MM-DD', NULL
+  unbounded; ``performance()`` takes every day), the columns, rows and values of
+  :mod:`quant_assets.backtest.performance`, which defines them.
 
 Times are UTC: a ``known_at`` without a zone (``TIMESTAMP '2026-11-21 02:00'``, a string, a
 DATE) is read as UTC whatever the session's time zone.
@@ -40,7 +49,7 @@ import polars as pl
 from quant_assets.errors import LakehouseError, ValidationError
 from quant_assets.lakehouse.catalog import TRACKED_ATTRIBUTES
 from quant_assets.lakehouse.catalog_cache import CACHE_DIR, CATALOG_DIR, CURRENT, load_index
-from quant_assets.lakehouse.contracts import CONTRACTS
+from quant_assets.lakehouse.contracts import BOOKS, CONTRACTS, PERIODS_PER_YEAR, REGIMES, SHARPE_WINDOW
 from quant_assets.lakehouse.store import VERSION_FILE, PartitionStore, PartitionVersion, is_local
 
 ASSETS: tuple[str, ...] = tuple(CONTRACTS)
@@ -182,6 +191,98 @@ _UNIVERSE = (f"CREATE MACRO universe_as_of(d) AS TABLE ({_UNIVERSE_SELECT.format
              f"(d, known_at) AS TABLE ({_UNIVERSE_SELECT.format(args='d, known_at')})")
 
 
+#: What the performance names need of ``portfolio_returns``. A connection reads it into a table on
+#: first use (one read of every partition, not one per query); an exported file keeps it a view.
+_PORTFOLIO_DAYS = "SELECT book, date, regime, net_return, gross_return, turnover FROM portfolio_returns"
+_PORTFOLIO_NAMES = ("portfolio_legs", "portfolio_equity", "performance", "performance_by_regime")
+#: The legs of every book and day, one row each (a partition holds them nested, in ``legs``).
+_LEGS = "CREATE VIEW portfolio_legs AS SELECT date, book, unnest(legs, recursive := true) FROM portfolio_returns"
+
+_EQUITY = f"""CREATE VIEW portfolio_equity AS
+SELECT date, book, regime, net_return, nav,
+       nav / greatest(1, max(nav) OVER (PARTITION BY book ORDER BY date ROWS UNBOUNDED PRECEDING)) - 1 AS drawdown,
+       CASE WHEN count(*) OVER w = {SHARPE_WINDOW} AND max(net_return) OVER w > min(net_return) OVER w
+            THEN avg(net_return) OVER w / stddev_samp(net_return) OVER w * sqrt({PERIODS_PER_YEAR}) END AS rolling_sharpe
+FROM (SELECT *, product(1 + net_return) OVER (PARTITION BY book ORDER BY date ROWS UNBOUNDED PRECEDING) AS nav
+      FROM _portfolio_days)
+WINDOW w AS (PARTITION BY book ORDER BY date ROWS BETWEEN {SHARPE_WINDOW - 1} PRECEDING AND CURRENT ROW)"""
+
+# The drawdown walk over one series, a day at a time in date order: ``n`` the nav; ``m`` the
+# high-water mark ``h`` (the starting capital 1 first) and the last day ``d`` at it; ``w`` the
+# worst drawdown so far: the lowest nav / mark ``q``, its trough ``t``, its peak day ``p`` and mark
+# ``pn``, and the recovery ``r``. A window product multiplies in another order, and the dates
+# hang on exact ties (a flat day repeats a nav), so the walk multiplies in date order as the
+# Python does: the same bits, the same dates.
+_WALK = """list_reduce(days, lambda a, e: {
+  'n': a.n * e.x,
+  'm': CASE WHEN a.n * e.x >= a.m.h THEN {'h': a.n * e.x, 'd': e.d} ELSE a.m END,
+  'w': CASE WHEN a.n * e.x / a.m.h < a.w.q THEN {'q': a.n * e.x / a.m.h, 't': e.d, 'p': a.m.d, 'pn': a.m.h, 'r': NULL}
+            WHEN a.w.r IS NULL AND a.n * e.x >= a.w.pn THEN struct_update(a.w, r := e.d)
+            ELSE a.w END},
+  {'n': 1.0::DOUBLE, 'm': {'h': 1.0::DOUBLE, 'd': NULL::DATE},
+   'w': {'q': 1.0::DOUBLE, 't': NULL::DATE, 'p': NULL::DATE, 'pn': NULL::DOUBLE, 'r': NULL::DATE}})"""
+
+
+def _order(column: str, values: tuple[str, ...]) -> str:
+    """ORDER BY terms: ``values`` in their order, then any other value alphabetically."""
+    cases = " ".join(f"WHEN '{v}' THEN {k}" for k, v in enumerate(values))
+    return f"CASE {column} {cases} ELSE {len(values)} END, {column}"
+
+
+def _performance_macro(name: str, keys: tuple[str, ...]) -> str:
+    """``name(start, end)`` (and ``name()``, every day): :mod:`quant_assets.backtest.performance`'s
+    statistics per ``keys``, in its column order and row order."""
+    by = ", ".join(keys)
+    year = f"{PERIODS_PER_YEAR}::DOUBLE"
+    orders = {"book": BOOKS, "regime": REGIMES}
+
+    def body(first: str, last: str) -> str:
+        return f"""(
+WITH d AS (
+  SELECT * FROM _portfolio_days
+  WHERE ({first} IS NULL OR date >= CAST({first} AS DATE)) AND ({last} IS NULL OR date <= CAST({last} AS DATE)){
+    " AND regime IS NOT NULL" if "regime" in keys else ""}
+),
+g AS (
+  SELECT {by}, min(date) AS first_day, max(date) AS last_day, count(*) AS n, avg(net_return) AS mean,
+         CASE WHEN min(net_return) = max(net_return) THEN 0 ELSE stddev_samp(net_return) END AS sd,
+         sqrt(avg(least(net_return, 0) ** 2)) AS downside, product(1 + gross_return) AS gross_nav,
+         avg(turnover) AS turnover, count(*) FILTER (WHERE net_return > 0) AS gains,
+         count(*) FILTER (WHERE net_return <> 0) AS moves,
+         list({{'x': 1 + net_return, 'd': date}} ORDER BY date) AS days
+  FROM d GROUP BY {by}
+),
+walked AS (SELECT * EXCLUDE (days), {_WALK} AS walk FROM g),
+annualised AS (
+  SELECT *, CASE WHEN walk.n >= 0 THEN pow(walk.n, {year} / n) - 1 END AS annual,
+         CASE WHEN gross_nav >= 0 THEN pow(gross_nav, {year} / n) - 1 END AS annual_gross
+  FROM walked
+)
+SELECT {by}, first_day AS "start", last_day AS "end", n AS days, walk.n - 1 AS cumulative_return,
+       annual AS annual_return,
+       CASE WHEN n >= 2 THEN sd * sqrt({year}) END AS annual_volatility,
+       CASE WHEN n >= 2 AND sd > 0 THEN mean / sd * sqrt({year}) END AS sharpe,
+       CASE WHEN n >= 2 AND downside > 0 THEN mean / downside * sqrt({year}) END AS sortino,
+       walk.w.q - 1 AS max_drawdown,
+       CASE WHEN walk.w.t IS NOT NULL THEN coalesce(walk.w.p, first_day - 1) END AS max_drawdown_peak,
+       walk.w.t AS max_drawdown_trough, walk.w.r AS max_drawdown_recovery,
+       CASE WHEN walk.w.t IS NOT NULL THEN annual / abs(walk.w.q - 1) END AS calmar,
+       turnover * {year} AS annual_turnover, annual_gross - annual AS cost_drag,
+       CASE WHEN moves > 0 THEN CAST(gains AS DOUBLE) / moves END AS hit_rate
+FROM annualised
+ORDER BY {", ".join(_order(k, orders[k]) for k in keys)})"""
+
+    first, last = '"start"', '"end"'
+    return f"CREATE MACRO {name}() AS TABLE {body('NULL', 'NULL')}, ({first}, {last}) AS TABLE {body(first, last)}"
+
+
+def _portfolio_sql() -> list[str]:
+    """The views and macros of :data:`_PORTFOLIO_NAMES`: the legs over ``portfolio_returns``, the
+    rest over ``_portfolio_days``."""
+    return [_LEGS, _EQUITY, _performance_macro("performance", ("book",)),
+            _performance_macro("performance_by_regime", ("book", "regime"))]
+
+
 def _history_view(root: str, files: list[str] | None) -> str:
     """Every version of every catalog partition, with its ``filename``."""
     source = _file_list(files) if files is not None else f"'{_quoted(root)}/metadata_catalog/date=*/part-*.parquet'"
@@ -214,16 +315,18 @@ def read_only_statement(sql: str) -> str:
 _INTROSPECTION = ("duckdb_views", "duckdb_tables", "information_schema", "show", "describe", "summarize")
 _CATALOG_WORDS = frozenset({*_CATALOG_TABLES, *_CATALOG_NAMES})
 _HISTORY_WORDS = frozenset({"catalog_known", "metadata_catalog_history"})
+_PORTFOLIO_WORDS = frozenset(_PORTFOLIO_NAMES)
 
 
 class LakehouseConnection:
     """A read-only connection: :meth:`sql` runs one SELECT over the lakehouse's views.
 
     The ``<asset>_as_of`` macros exist from the start (they read one day's folder when called);
-    the live views and the catalog's tables are prepared on first use, for the names a query
-    mentions: a query on ``regime`` never lists the catalog, and a part of the lakehouse that
-    cannot be read (a corrupt or foreign file) fails only the queries that name it, with a
-    message naming the file.
+    the live views, the catalog's tables and the portfolio's (``portfolio_returns`` read once
+    into a table, so that ``performance`` does not reread a file a day) are prepared on first
+    use, for the names a query mentions: a query on ``regime`` never lists the catalog, and a
+    part of the lakehouse that cannot be read (a corrupt or foreign file) fails only the queries
+    that name it, with a message naming the file.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, store: PartitionStore) -> None:
@@ -254,6 +357,8 @@ class LakehouseConnection:
             self._prepare_catalog()
         if everything or words & _HISTORY_WORDS:
             self._prepare_history()
+        if everything or words & _PORTFOLIO_WORDS:
+            self._prepare_portfolio()
         for name, why in self._unavailable.items():
             if name in words:
                 raise LakehouseError(f"{name}: {why}")
@@ -322,6 +427,21 @@ class LakehouseConnection:
                                                 f"{exc}")
             return
         self._con.execute(_CATALOG_KNOWN)
+
+    def _prepare_portfolio(self) -> None:
+        if not self._once("portfolio"):
+            return
+        self._prepare_view("portfolio_returns")
+        if "portfolio_returns" in self._unavailable:
+            self._lacking(*_PORTFOLIO_NAMES, why=self._unavailable["portfolio_returns"])
+            return
+        try:
+            self._con.execute(f"CREATE TABLE _portfolio_days AS {_PORTFOLIO_DAYS}")
+        except duckdb.Error as exc:
+            self._lacking(*_PORTFOLIO_NAMES, why=f"portfolio_returns cannot be read (see quant-assets doctor): {exc}")
+            return
+        for statement in _portfolio_sql():
+            self._con.execute(statement)
 
     def close(self) -> None:
         self._con.close()
@@ -420,6 +540,9 @@ def _export_sql(store: PartitionStore, root: str, current: Path) -> Iterable[str
         yield _asset_macro(asset, root)
     for asset in present:
         yield _asset_view(asset, root, None)
+    if "portfolio_returns" in present:
+        yield f"CREATE VIEW _portfolio_days AS {_PORTFOLIO_DAYS}"
+        yield from _portfolio_sql()
     for table, name in _CATALOG_TABLES.items():
         yield f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{_quoted(current / name)}.parquet')"
     yield from _catalog_sql()

@@ -25,7 +25,7 @@ import io
 import os
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -313,6 +313,37 @@ class PartitionStore:
             The partition has no such version, or its file cannot be read (naming the file).
         """
         return read_version(self.path(asset, day, known_at), columns)
+
+    def read_many(
+        self, asset: str, days: Iterable[date], columns: list[str], where: pl.Expr | None = None
+    ) -> dict[date, pl.DataFrame]:
+        """The live version of partition ``day`` of ``asset`` for each of ``days`` (only
+        ``columns``, only the rows ``where`` holds), read in one scan on a local disk: a
+        backtest reads years of small files.
+
+        Raises
+        ------
+        LakehouseError
+            A partition has no version, or a file cannot be read (naming it).
+        """
+        live = self.all_versions(asset)
+        wanted = sorted(set(days))
+        missing = [d for d in wanted if d not in live]
+        if missing:
+            raise LakehouseError(f"{asset}: partitions {', '.join(map(str, missing[:5]))} are not materialised "
+                                 f"({len(missing)} missing under {self.root / asset})")
+        paths = {str(live[d][-1].path): d for d in wanted}
+        rows = pl.lit(True) if where is None else where
+        if not is_local(self.root) or not paths:
+            return {d: read_version(live[d][-1].path, columns).filter(rows) for d in wanted}
+        try:
+            frame = pl.scan_parquet(list(paths), include_file_paths="_file").select(*columns, "_file").filter(rows).collect()
+        except (OSError, pl.exceptions.PolarsError) as exc:  # name the file that fails
+            for path in paths:
+                read_version(UPath(path), columns)
+            raise LakehouseError(f"cannot read the {asset} partitions under {self.root / asset}: {exc}") from exc
+        parts = frame.partition_by("_file", as_dict=True, include_key=False)
+        return {day: parts.get((path,), frame.clear().drop("_file")) for path, day in paths.items()}
 
 
 def read_version(path: UPath, columns: list[str] | None = None) -> pl.DataFrame:

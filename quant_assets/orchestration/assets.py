@@ -1,6 +1,6 @@
-"""The seven daily-partitioned assets. Each turns its partitions into dates, calls a resource
-and one core function per day, and returns the frames with metadata and check results; no
-maths, SQL or HTTP here.
+"""The daily-partitioned assets: the workflow's seven and the backtest. Each turns its
+partitions into dates, calls a resource and one core function per day, and returns the frames
+with metadata and check results; no maths, SQL or HTTP here.
 
 Every asset runs over a range of partitions in one run (``BackfillPolicy.single_run()``): a
 backfill of a year is one run that shares the market data, sources and sessions across the
@@ -28,11 +28,15 @@ from dagster import (
     DailyPartitionsDefinition,
     Failure,
     Jitter,
+    MetadataValue,
     Output,
     RetryPolicy,
     asset,
 )
 
+from quant_assets.backtest.books import book_day, empty_day, ledger_problems
+from quant_assets.backtest.daily import load_run
+from quant_assets.backtest.report import history, tearsheet
 from quant_assets.errors import QuantAssetsError, SourceConnectionError
 from quant_assets.lakehouse.catalog import (
     build_observations,
@@ -40,8 +44,9 @@ from quant_assets.lakehouse.catalog import (
     missing_tick_sizes,
 )
 from quant_assets.lakehouse.contracts import contract_problems
-from quant_assets.orchestration.metadata import check_result, frame_metadata, picture
+from quant_assets.orchestration.metadata import check_result, frame_metadata, markdown_table, picture
 from quant_assets.orchestration.resources import (
+    CostsResource,
     LakehouseResource,
     MarketDataResource,
     RiskResource,
@@ -432,4 +437,52 @@ def metadata_catalog(
     }))
 
 
-ASSETS = [raw_screen, liquid_universe, signals, regime, covariance, barbell_weights, metadata_catalog]
+@asset(
+    group_name="performance",
+    # Partition D reads the partitions of the last two decisions before D from the lakehouse,
+    # never D's own: these edges order the steps, they load nothing.
+    deps=["barbell_weights", "signals", "regime", "metadata_catalog"],
+    check_specs=_checks("portfolio_returns", "legs_add_up"),
+    **_COMMON,
+)
+def portfolio_returns(
+    context: AssetExecutionContext,
+    market_data: MarketDataResource,
+    costs: CostsResource,
+    lakehouse: LakehouseResource,
+) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
+    """What each book earned over the day, net of costs, with its legs: the barbell and three
+    benchmarks (:mod:`quant_assets.backtest.books`). Over D each book holds what was decided at
+    the last close before D, drifted with prices, and pays for the trade into it."""
+    store, settings, days = lakehouse.store(), costs.settings(), _days(context)
+    inputs = load_run(store, market_data.get_source(), lakehouse.bars_cache(), days)
+
+    def build(day: date) -> Built:
+        held, before = inputs.schedule[day]
+        if held is None:
+            frame = empty_day()
+            return frame, {**frame_metadata(frame, store, "portfolio_returns", day),
+                           _EMPTY: f"no barbell_weights partition before {day}: nothing is held yet"}
+        frame = book_day(day, inputs.decisions[held], inputs.decisions.get(before), inputs.market, settings)
+        return frame, {
+            **frame_metadata(frame, store, "portfolio_returns", day, preview=frame.drop("legs")),
+            "decided_on": str(held),
+            "net_return": {book: round(r, 8) for book, r in frame.select("book", "net_return").iter_rows()},
+        }
+
+    returns = _each_day(context, build)
+    newest = days[-1].isoformat()
+    if returns[newest].height:  # the tearsheet of everything up to the run's newest day
+        figure, table = tearsheet(pl.concat([history(store, end=days[0] - timedelta(days=1)),
+                                             *(frame.drop("legs") for frame in returns.values())]))
+        context.add_asset_metadata({
+            "tearsheet": picture(figure, f"what the book earned up to {newest}"),
+            "performance": MetadataValue.md(markdown_table(table, max_rows=table.height)),
+        }, partition_key=newest)
+    ledger = ledger_problems(pl.concat(returns.values()))
+    yield from _results("portfolio_returns", returns, check_result(
+        "legs_add_up", {key: ledger.get(date.fromisoformat(key), []) for key in returns}))
+
+
+ASSETS = [raw_screen, liquid_universe, signals, regime, covariance, barbell_weights, metadata_catalog,
+          portfolio_returns]

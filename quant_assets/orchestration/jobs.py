@@ -8,6 +8,7 @@ from dagster import AssetSelection, build_schedule_from_partitioned_job, define_
 
 from quant_assets.orchestration.io_manager import ParquetIOManager
 from quant_assets.orchestration.resources import (
+    CostsResource,
     LakehouseResource,
     MarketDataResource,
     RiskResource,
@@ -17,7 +18,7 @@ from quant_assets.orchestration.resources import (
 daily_workflow_job = define_asset_job(
     "daily_workflow",
     selection=AssetSelection.all(),
-    description="Screen, select, assess risk, allocate and catalog one business day.",
+    description="Screen, select, assess risk, allocate, catalog and account for one day.",
 )
 
 # Runs each partition shortly after its day closes (UTC); stopped until a user starts it.
@@ -38,6 +39,7 @@ def build_resources(
         "market_data": MarketDataResource(source=source, seed=seed, n_instruments=n_instruments),
         "screening": ScreeningResource(config_paths=list(config_paths or [])),
         "risk": RiskResource(),
+        "costs": CostsResource(),
         "lakehouse": lakehouse,
         "parquet_io_manager": ParquetIOManager(lakehouse=lakehouse),
     }

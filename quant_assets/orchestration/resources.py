@@ -1,4 +1,5 @@
-"""Dagster resources: where market data comes from, which configs run, risk settings, lakehouse."""
+"""Dagster resources: where market data comes from, which configs run, risk settings, trading
+costs, lakehouse."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import date
 
 from dagster import ConfigurableResource
 
+from quant_assets.backtest.costs import CostSettings
 from quant_assets.lakehouse.bars_cache import BarsCache
 from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.risk.settings import RiskSettings
@@ -59,6 +61,15 @@ class RiskResource(ConfigurableResource, RiskSettings):
 
     def settings(self) -> RiskSettings:
         return RiskSettings.model_validate(self.model_dump(include=set(RiskSettings.model_fields)))
+
+
+class CostsResource(ConfigurableResource, CostSettings):
+    """The backtest's trading costs (:class:`~quant_assets.backtest.costs.CostSettings`, whose
+    fields this resource takes as its config): commission and half spread in basis points per
+    asset class, the spread at least half a tick."""
+
+    def settings(self) -> CostSettings:
+        return CostSettings.model_validate(self.model_dump(include=set(CostSettings.model_fields)))
 
 
 class LakehouseResource(ConfigurableResource):

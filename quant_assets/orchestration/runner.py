@@ -98,8 +98,10 @@ def materialise_days(
     on_progress: Callable[[Progress], None] | None = None,
     log_level: str = "WARNING",
     max_days_per_run: int = 92,
+    selection: Sequence[str] | None = None,
 ) -> None:
-    """Run the whole graph for every day in ``days``, consecutive days in one run each.
+    """Run the whole graph (or the assets named in ``selection``) for every day in ``days``,
+    consecutive days in one run each.
 
     Dagster's console log is kept at ``log_level`` (every event is still stored in the
     instance, so the UI shows the full run). ``on_progress`` is called after each run.
@@ -123,7 +125,7 @@ def materialise_days(
         for run in _runs(ordered, max_days_per_run):
             first, last = run[0].isoformat(), run[-1].isoformat()
             result = materialize(
-                ASSETS, resources=resources, instance=instance, run_config=run_config,
+                ASSETS, resources=resources, instance=instance, run_config=run_config, selection=selection,
                 tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last,
                       RUNNER_PID_TAG: str(os.getpid())},
                 raise_on_error=False,

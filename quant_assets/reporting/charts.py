@@ -221,9 +221,7 @@ def draw_regime_history(history: pl.DataFrame) -> Figure:
 
     frame = history.sort("date")
     dates = frame["date"].to_numpy()
-    x = np.asarray(mdates.date2num(dates), dtype=float)
-    step = float(np.median(np.diff(x))) if x.size > 1 else 1.0
-    edges = np.append(x, x[-1] + step)
+    edges, spans = regime_spans(frame)
     labels = frame["regime"].to_list()
 
     width, height = REGIME_SIZE
@@ -239,18 +237,8 @@ def draw_regime_history(history: pl.DataFrame) -> Figure:
     ratio_ax.plot(dates, _floats(frame, "vol_ratio"), color="#202020", **line)
     ratio_ax.axhline(1.0, color="#707070", linewidth=0.6, linestyle="--")
 
-    starts = [0] + [i for i in range(1, len(labels)) if labels[i] != labels[i - 1]]
-    spans: dict[str, list[tuple[float, float]]] = {r: [] for r in REGIME_COLOURS}
-    for a, b in zip(starts, starts[1:] + [len(labels)]):
-        spans[labels[a]].append((edges[a], edges[b]))
     for ax in (vol_ax, ratio_ax):
-        for regime, colour in REGIME_COLOURS.items():
-            if spans[regime]:
-                # x in data, y across the whole panel; autolim off: the shading must not move the limits.
-                ax.add_collection(PolyCollection(
-                    [[(a, 0.0), (a, 1.0), (b, 1.0), (b, 0.0)] for a, b in spans[regime]],
-                    facecolors=colour, linewidths=0, zorder=0, transform=ax.get_xaxis_transform(),
-                ), autolim=False)
+        shade_regimes(ax, spans)
         ax.tick_params(labelsize=7)
         ax.set_xlim(edges[0], edges[-1])
     vol_ax.yaxis.set_major_formatter(_percent())
@@ -268,6 +256,35 @@ def draw_regime_history(history: pl.DataFrame) -> Figure:
     _title(figure, f"Regime {dates[0]} .. {dates[-1]} ({days}): {labels[-1]} on the last day")
     _legend(figure, handles)
     return figure
+
+
+def regime_spans(frame: pl.DataFrame) -> tuple[np.ndarray, dict[str, list[tuple[float, float]]]]:
+    """The day edges of ``frame`` (``date`` ascending, ``regime``) in date numbers, each day
+    spanning to the next date and the last one typical step (so a regime of a single last day
+    is still visible), and each regime's runs of consecutive days as one (start, end) span per
+    run; a null label is left unshaded."""
+    x = np.asarray(mdates.date2num(frame["date"].to_numpy()), dtype=float)
+    step = float(np.median(np.diff(x))) if x.size > 1 else 1.0
+    edges = np.append(x, x[-1] + step) if x.size else x
+    labels = frame["regime"].fill_null("").to_numpy()
+    spans: dict[str, list[tuple[float, float]]] = {r: [] for r in REGIME_COLOURS}
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]]) if labels.size else np.array([], dtype=int)
+    for a, b in zip(starts, np.r_[starts[1:], labels.size]):
+        if labels[a]:
+            spans[labels[a]].append((float(edges[a]), float(edges[b])))
+    return edges, spans
+
+
+def shade_regimes(ax: Axes, spans: dict[str, list[tuple[float, float]]]) -> None:
+    """Shade ``ax`` behind everything by regime: one collection per regime, x in dates and y
+    across the whole panel."""
+    for regime, colour in REGIME_COLOURS.items():
+        if spans[regime]:
+            # autolim off: the shading (which may reach past the series) must not move the limits.
+            ax.add_collection(PolyCollection(
+                [[(a, 0.0), (a, 1.0), (b, 1.0), (b, 0.0)] for a, b in spans[regime]],
+                facecolors=colour, linewidths=0, zorder=0, transform=ax.get_xaxis_transform(),
+            ), autolim=False)
 
 
 def covariance_to_correlation(covariance: np.ndarray) -> np.ndarray:

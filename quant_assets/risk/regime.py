@@ -51,10 +51,10 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.signal import lfilter
 
 from quant_assets.errors import ConfigError, ValidationError
+from quant_assets.lakehouse.contracts import REGIMES
 
-QUIET, NORMAL, CRISIS = "QUIET", "NORMAL", "CRISIS"
-#: Regime labels in order of rising volatility.
-REGIMES: tuple[str, ...] = (QUIET, NORMAL, CRISIS)
+#: Regime labels in order of rising volatility (the data contracts hold them).
+QUIET, NORMAL, CRISIS = REGIMES
 #: E|r| = sigma * sqrt(2 / pi) for Gaussian r.
 _GAUSSIAN_ABS_TO_STD = float(np.sqrt(np.pi / 2.0))
 

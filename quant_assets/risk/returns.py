@@ -354,7 +354,7 @@ class PriceMatrix:
 
         on_calendar = has[:, kept].any(axis=1)  # the union calendar of the kept symbols
         calendar = self.dates[lo:hi][on_calendar]
-        closes = _forward_fill(self.closes[lo:hi][:, cols[kept]][on_calendar])
+        closes = forward_fill(self.closes[lo:hi][:, cols[kept]][on_calendar])
         names = [wanted[k] for k in kept]
         with np.errstate(invalid="ignore"):  # NaN before a listing propagates quietly, by design
             ratio = closes[1:] / closes[:-1]
@@ -382,7 +382,7 @@ def _check_window(window: pl.DataFrame) -> None:
         raise ValidationError(f"{n} bars for {s} on {d}; expected one row per (symbol, date)")
 
 
-def _forward_fill(x: np.ndarray) -> np.ndarray:
+def forward_fill(x: np.ndarray) -> np.ndarray:
     """Forward-fill NaN down each column; leading NaN stay NaN."""
     rows = np.arange(x.shape[0])[:, None]
     last_valid = np.maximum.accumulate(np.where(np.isfinite(x), rows, -1), axis=0)

@@ -219,16 +219,17 @@ def _signals_for_config(rows: pl.DataFrame, cfg: ScreeningConfig) -> pl.DataFram
 
 
 def selected_signals(signals: pl.DataFrame) -> pl.DataFrame:
-    """The portfolio's legs: selected signals, one row per symbol.
+    """The portfolio's legs: selected signals, one row per symbol (per day and symbol, when the
+    frame holds several days' partitions).
 
     A symbol selected by several configs in the same direction is one leg; a symbol selected
     LONG by one config and SHORT by another is dropped, because the two cancel.
     """
+    keys = ["date", "symbol"] if "date" in signals.columns else ["symbol"]
     chosen = signals.filter(pl.col("selected"))
-    directions = chosen.group_by("symbol").agg(pl.col("direction").n_unique().alias("n_dir"))
-    conflicted = directions.filter(pl.col("n_dir") > 1)["symbol"]
+    conflicted = chosen.group_by(keys).agg(pl.col("direction").n_unique().alias("n_dir")).filter(pl.col("n_dir") > 1)
     return (
-        chosen.filter(~pl.col("symbol").is_in(conflicted.implode()))
-        .sort(["symbol", "config"])
-        .unique("symbol", keep="first", maintain_order=True)
+        chosen.join(conflicted.select(keys), on=keys, how="anti")
+        .sort([*keys, "config"])
+        .unique(keys, keep="first", maintain_order=True)
     )

@@ -66,6 +66,6 @@ def test_contract_rejects_a_session_after_the_partition():
 
 def test_every_asset_has_a_contract_and_unknown_assets_are_an_error():
     assert set(CONTRACTS) == {"raw_screen", "liquid_universe", "signals", "regime", "covariance",
-                              "barbell_weights", "metadata_catalog"}
+                              "barbell_weights", "metadata_catalog", "portfolio_returns"}
     with pytest.raises(ValidationError, match="no data contract for asset 'prices'"):
         contract_problems("prices", _weights(), DAY)

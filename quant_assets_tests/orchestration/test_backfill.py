@@ -11,10 +11,12 @@ import pytest
 from dagster import AssetKey, BackfillPolicy, DagsterEventType, DagsterInstance, materialize
 
 from quant_assets.errors import SourceConnectionError
+from quant_assets.lakehouse.contracts import BOOKS
 from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.orchestration import assets as assets_module
 from quant_assets.orchestration.assets import ASSETS, SCREENER_POOL
 from quant_assets.orchestration.jobs import build_resources
+from quant_assets.orchestration.resources import MarketDataResource
 from quant_assets.orchestration.runner import materialise_days
 from quant_assets.definitions import defs
 
@@ -27,7 +29,7 @@ RANGE_TAGS = {"dagster/asset_partition_range_start": DAYS[0].isoformat(),
 
 @pytest.fixture(scope="module")
 def single_run(tmp_path_factory):
-    """Five partitions of all seven assets in one Dagster run."""
+    """Five partitions of every asset in one Dagster run."""
     root = tmp_path_factory.mktemp("single")
     with DagsterInstance.ephemeral() as instance:
         result = materialize(ASSETS, resources=build_resources(lakehouse_root=str(root), **SMALL),
@@ -64,10 +66,33 @@ def test_each_partition_of_a_range_run_gets_its_own_metadata(single_run):
     # One picture a run, on its newest partition.
     newest, oldest = DAYS[-1].isoformat(), DAYS[0].isoformat()
     for name, picture in (("barbell_weights", "weights_by_sleeve"), ("regime", "regime_history"),
-                          ("covariance", "correlation")):
+                          ("covariance", "correlation"), ("portfolio_returns", "tearsheet")):
         assert metadata[(name, newest)][picture].value.startswith(f"![")
         assert "data:image/png;base64," in metadata[(name, newest)][picture].value
         assert picture not in metadata[(name, oldest)]
+    # The tearsheet's table: one row per book over the run's days.
+    table = metadata[("portfolio_returns", newest)]["performance"].value
+    assert table.startswith("| book | start | end | days |")
+    assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == [f"| {book}" for book in BOOKS]
+    assert metadata[("portfolio_returns", oldest)]["empty"].value.startswith("no barbell_weights partition before")
+
+
+def test_perturbing_every_input_after_a_day_changes_no_backtest_partition_up_to_it(single_run, tmp_path):
+    """The lookahead proof: a market redrawn after ``cut`` (bars, screens, hence every asset
+    after it) leaves every partition up to ``cut`` as it was, and changes the days after it."""
+    root, _, _ = single_run
+    cut = DAYS[2]
+    resources = build_resources(lakehouse_root=str(tmp_path), **SMALL)
+    resources["market_data"] = MarketDataResource(perturb_after=cut.isoformat(), **SMALL)
+    assert materialize(ASSETS, resources=resources, tags=RANGE_TAGS).success
+    ours, audit = PartitionStore(root), PartitionStore(tmp_path)
+    for name in NAMES:
+        for day in DAYS:
+            if day <= cut:
+                assert ours.read(name, day).equals(audit.read(name, day)), (name, day)
+    changed = [day for day in DAYS if day > cut
+               and not ours.read("portfolio_returns", day).equals(audit.read("portfolio_returns", day))]
+    assert changed == [d for d in DAYS if d > cut]
 
 
 def test_every_asset_has_a_passing_contract_check_and_its_own_checks(single_run):
@@ -77,7 +102,7 @@ def test_every_asset_has_a_passing_contract_check_and_its_own_checks(single_run)
         assert evaluations[(name, "contract")].passed, name
     for check in [("regime", "label_valid"), ("covariance", "symmetric_psd"), ("barbell_weights", "weights_valid"),
                   ("barbell_weights", "constituents_have_tick_size"), ("metadata_catalog", "signals_have_tick_size"),
-                  ("raw_screen", "all_configs_answered")]:
+                  ("raw_screen", "all_configs_answered"), ("portfolio_returns", "legs_add_up")]:
         evaluation = evaluations[check]
         assert evaluation.passed, check
         assert evaluation.metadata["partitions_checked"].value == len(DAYS)

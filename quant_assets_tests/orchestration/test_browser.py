@@ -14,7 +14,7 @@ from quant_assets_tests.orchestration.conftest import wait
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 DAY = "2024-06-04"
 ASSETS = ["raw_screen", "liquid_universe", "signals", "regime", "covariance", "barbell_weights",
-          "metadata_catalog"]
+          "metadata_catalog", "portfolio_returns"]
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from quant_assets.lakehouse.contracts import contract_problems
+from quant_assets.lakehouse.contracts import BOOKS, contract_problems
 from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.orchestration.assets import ASSETS
 from quant_assets.orchestration.jobs import build_resources
@@ -50,3 +50,14 @@ def test_a_shipped_config_alone_materialises_every_asset_every_day(config, tmp_p
         for day in (date(2024, 6, 8), date(2024, 6, 9)):
             assert store.read("barbell_weights", day).drop("date").equals(friday)
     assert any(store.read("barbell_weights", day).height for day in WEEK), "no book all week"
+
+    # The backtest: nothing held over the first day, every book every day after it.
+    assert store.read("portfolio_returns", WEEK[0]).is_empty()
+    earned = {day: store.read("portfolio_returns", day) for day in WEEK[1:]}
+    assert all(frame["book"].to_list() == list(BOOKS) for frame in earned.values())
+    if weekday_only:
+        saturday, sunday, monday = date(2024, 6, 8), date(2024, 6, 9), date(2024, 6, 10)
+        for day in (saturday, sunday):  # closed markets: the legs earn nothing
+            assert (earned[day]["gross_return"] == 0.0).all(), day
+        for day in (sunday, monday):  # the weekend's books are Friday's, undrifted: nothing to trade
+            assert (earned[day]["turnover"] == 0.0).all(), day

@@ -14,6 +14,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 from quant_assets import cli
 from quant_assets.definitions import defs
 from quant_assets.lakehouse import sql
+from quant_assets.lakehouse.contracts import BOOKS
 from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.orchestration.assets import ASSETS
 from quant_assets.orchestration.jobs import build_resources
@@ -21,7 +22,7 @@ from quant_assets.orchestration.resources import MarketDataResource
 from quant_assets.pipeline import QuantitativePipeline
 
 ASSET_NAMES = ["raw_screen", "liquid_universe", "signals", "regime", "covariance",
-               "barbell_weights", "metadata_catalog"]
+               "barbell_weights", "metadata_catalog", "portfolio_returns"]
 DAYS = [date(2024, 6, 3) + timedelta(days=i) for i in range(3)]
 SMALL = dict(n_instruments=400, seed=11)
 
@@ -39,7 +40,7 @@ def lake(tmp_path_factory):
     return root, results
 
 
-def test_definitions_load_seven_daily_assets():
+def test_definitions_load_the_daily_assets():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == set(ASSET_NAMES)
@@ -56,11 +57,13 @@ def test_every_asset_written_per_partition(lake):
     store = PartitionStore(root)
     for name in ASSET_NAMES:
         assert store.partitions(name) == DAYS, name
-        path = store.path(name, DAYS[0])
-        assert str(path.parent) == str(root / name / f"date={DAYS[0]}") and path.is_file()
+        path = store.path(name, DAYS[1])
+        assert str(path.parent) == str(root / name / f"date={DAYS[1]}") and path.is_file()
         frame = pl.read_parquet(path)
         assert frame.height > 0, name
-        assert set(frame["date"].unique()) == {DAYS[0]}, name
+        assert set(frame["date"].unique()) == {DAYS[1]}, name
+    # Nothing was decided before the first day: nothing is held over it.
+    assert store.read("portfolio_returns", DAYS[0]).is_empty()
 
 
 def test_materialisation_metadata_and_checks(lake):
@@ -101,10 +104,12 @@ def test_signals_direction_from_config(lake):
 
 
 def _copy_past_universe(root: Path, target: Path, day: date) -> None:
-    """Give ``target`` the liquid_universe partitions before ``day``: regime's lookback window."""
-    for past in PartitionStore(root).partitions("liquid_universe"):
-        if past < day:
-            PartitionStore(target).write("liquid_universe", past, PartitionStore(root).read("liquid_universe", past))
+    """Give ``target`` the partitions before ``day`` that ``day`` reads: regime's lookback window
+    of liquid universes, and the decisions the backtest holds over the day."""
+    for asset in ("liquid_universe", "barbell_weights", "signals", "regime", "metadata_catalog"):
+        for past in PartitionStore(root).partitions(asset):
+            if past < day:
+                PartitionStore(target).write(asset, past, PartitionStore(root).read(asset, past))
 
 
 def test_rematerialising_a_partition_is_identical(lake, tmp_path):
@@ -215,3 +220,44 @@ def test_readme_sql_examples_run_on_the_lakehouse(lake):
     assert portfolio.height == PartitionStore(root).read("barbell_weights", DAYS[-1]).height
     assert (portfolio["tick_size"] > 0).all()
     assert universe.height == PartitionStore(root).read("signals", DAYS[-1])["selected"].sum()
+
+
+def test_readme_backtest_queries_run_and_agree_with_the_partitions(lake):
+    """The README's backtest SQL block runs; its example days become the test's days."""
+    root, _ = lake
+    block = README.read_text().split("```sql\n")[2].split("```", 1)[0]
+    statements = [s.strip() for s in block.split(";") if s.strip()]
+    assert len(statements) == 4
+    performance, by_regime, equity, legs = [
+        sql.query(s.replace("2026-01-01", "2024-01-01").replace("2026-12-31", "2024-12-31")
+                  .replace("2026-11-20", DAYS[-1].isoformat()), root) for s in statements]
+    store = PartitionStore(root)
+    # Nothing was held over the first day; the two days after it earned something.
+    assert set(performance["book"]) == set(BOOKS) and (performance["days"] == 2).all()
+    assert set(by_regime["book"]) == set(BOOKS) and by_regime["days"].sum() == 2 * len(BOOKS)
+    earned = [store.read("portfolio_returns", d).filter(pl.col("book") == "barbell")["net_return"][0] for d in DAYS[1:]]
+    assert equity["date"].to_list() == DAYS[1:]
+    assert equity["nav"].to_list() == pytest.approx([1 + earned[0], (1 + earned[0]) * (1 + earned[1])], abs=1e-14)
+    barbell = store.read("portfolio_returns", DAYS[-1]).filter(pl.col("book") == "barbell").row(0, named=True)
+    assert legs["contribution"].sum() == pytest.approx(barbell["gross_return"], abs=1e-14)
+    assert legs["cost"].sum() == pytest.approx(barbell["cost"], abs=1e-14)
+    held = store.read("barbell_weights", DAYS[-2])  # the book decided the day before
+    assert set(legs.filter(pl.col("weight") > 0)["symbol"]) == set(held.filter(pl.col("weight") > 0)["symbol"])
+
+
+def test_report_prints_the_tables_and_writes_the_tearsheet(lake, tmp_path, capsys):
+    root, _ = lake
+    page, png = tmp_path / "report.html", tmp_path / "report.png"
+    assert cli.main(["report", "--lakehouse", str(root), "--output", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert f"What the book earned, {DAYS[1]}..{DAYS[-1]}" in out and "By regime" in out
+    assert all(book in out for book in BOOKS)
+    text = page.read_text()
+    assert text.count("<table>") == 2 and "data:image/png;base64," in text
+    assert cli.main(["report", "--lakehouse", str(root), "--start", str(DAYS[2]), "--output", str(png)]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"What the book earned, {DAYS[2]}..{DAYS[2]}" in capsys.readouterr().out
+    assert cli.main(["report", "--lakehouse", str(root), "--output", str(tmp_path / "report.pdf")]) == 1
+    assert "expected a .html or .png" in capsys.readouterr().err
+    assert cli.main(["report", "--lakehouse", str(root), "--start", "2030-01-01"]) == 1
+    assert "no portfolio_returns rows between 2030-01-01" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from quant_assets.lakehouse.store import PartitionStore
 from quant_assets_tests.orchestration.conftest import wait
 
 ASSETS = ["raw_screen", "liquid_universe", "signals", "regime", "covariance", "barbell_weights",
-          "metadata_catalog"]
+          "metadata_catalog", "portfolio_returns"]
 
 LAUNCH_RUN = """
 mutation($p: ExecutionParams!) {
@@ -107,4 +107,6 @@ def test_backfill_of_every_asset_over_five_partitions_runs_as_one_run_and_passes
     }
     assert {asset for asset, _ in statuses} == set(ASSETS)  # every asset has checks
     failed = {key: status for key, status in statuses.items() if status != "SUCCEEDED"}
-    assert not failed, failed
+    # Nothing was decided before the first day, so nothing is held over it: the backtest's
+    # has_rows warning (that day alone) is the only check that does not pass.
+    assert failed == {("portfolio_returns", "has_rows"): "FAILED"}, failed
