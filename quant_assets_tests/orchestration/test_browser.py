@@ -15,6 +15,8 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 DAY = "2024-06-04"
 ASSETS = ["raw_screen", "liquid_universe", "signals", "regime", "covariance", "barbell_weights",
           "metadata_catalog", "portfolio_returns"]
+#: The title of the launch dialog of "Materialize all…".
+LAUNCH = f"Launch runs to materialize {len(ASSETS)} assets"
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
@@ -97,11 +99,11 @@ def test_materialise_a_partition_from_the_asset_graph(dagster_dev, browser, tmp_
     _until(driver, "the asset groups in the graph", lambda d: _visible(d, "//*[normalize-space()='risk']"), 120)
     driver.save_screenshot(str(tmp_path / "1-asset-graph.png"))
     _click(driver, _button("Materialize all…"), "the asset graph's 'Materialize all…' button")
-    _until(driver, "the partition dialog", lambda d: _visible(d, "//*[contains(., 'Launch runs to materialize 7 assets')]"), 60)
+    _until(driver, "the partition dialog", lambda d: _visible(d, f"//*[contains(., '{LAUNCH}')]"), 60)
     _click(driver, "//*[normalize-space()='Show all partitions']", "the 'Show all partitions' link", 30)
     # Inside the launch dialog: the welcome dialog (open under it, or not) has a text box too.
     partitions = _until(driver, "the partition selection box", lambda d: _visible(
-        d, "//div[@role='dialog'][.//*[text()='Launch runs to materialize 7 assets']]//input[@type='text']"), 30)[0]
+        d, f"//div[@role='dialog'][.//*[text()='{LAUNCH}']]//input[@type='text']"), 30)[0]
     partitions.click()
     partitions.send_keys(Keys.CONTROL, "a")
     partitions.send_keys(Keys.DELETE)
@@ -111,7 +113,7 @@ def test_materialise_a_partition_from_the_asset_graph(dagster_dev, browser, tmp_
     _click(driver, _button("Launch 1 run"), "the 'Launch 1 run' button", 30)
     # The dialog closes once the webserver has accepted the run.
     _until(driver, "the partition dialog to close after launching",
-           lambda d: not _visible(d, "//*[contains(., 'Launch runs to materialize 7 assets')]"), 60)
+           lambda d: not _visible(d, f"//*[contains(., '{LAUNCH}')]"), 60)
 
     def succeeded(d) -> bool:
         d.get(f"{dev.url}/runs")
