@@ -6,7 +6,7 @@ panel is simulated once beforehand and shared by both (timed separately). One ru
 partition is measured on 30 partitions and extrapolated to 365, on a lakehouse holding the
 same past (the liquid_universe partitions of the regime's lookback window and the two
 decisions the backtest holds over its first day, copied from the single run); the 30 days it wrote are then compared with the same days of the single run, which
-must be identical (the catalog's ``recorded_at`` aside).
+must be identical.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ def _differences(a: PartitionStore, b: PartitionStore, days: list[date]) -> list
     for name in NAMES:
         for day in days:
             x, y = a.read(name, day), b.read(name, day)
-            if name == "metadata_catalog":  # knowledge time differs by construction
-                x, y = x.drop("recorded_at"), y.drop("recorded_at")
             if not x.equals(y):
                 found.append(f"{name} {day}")
     return found

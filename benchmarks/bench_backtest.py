@@ -5,7 +5,8 @@ The seven workflow assets are materialised first for every day from the first pa
 shipped configs), in one run (not timed against a target). Then:
 
 * the backtest's asset (``portfolio_returns``) over the same 1,794
-  partitions in one single-run backfill: target <= 30 s;
+  partitions in one single-run backfill, in a process of its own as a run launched from the UI:
+  target <= 30 s;
 * ``performance(start, end)`` over the five years on an open connection: its first call and the
   median of 20 more, target <= 200 ms;
 * the five-year table of the book against its benchmarks, and the same by regime, and its
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date, timedelta
@@ -42,6 +45,20 @@ COLUMNS = ["book", "days", "cumulative_return", "annual_return", "annual_volatil
            "hit_rate"]
 
 
+def _backtest_in_its_own_process(root: Path) -> float:
+    """Seconds the backtest's single run takes in a process of its own, as a run launched from
+    the UI has (this one holds the setup's market and five years of its objects)."""
+    code = (f"import time; from datetime import date; from benchmarks.bench_backtest import DAYS, BACKTEST; "
+            f"from quant_assets.orchestration.jobs import build_resources; "
+            f"from quant_assets.orchestration.runner import materialise_days; "
+            f"resources = build_resources(lakehouse_root={str(root)!r}); started = time.perf_counter(); "
+            f"materialise_days(DAYS, resources, max_days_per_run=len(DAYS), selection=BACKTEST); "
+            f"print(time.perf_counter() - started)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    return float(done.stdout.split()[-1])
+
+
 def main() -> None:
     os.environ.pop("DAGSTER_HOME", None)  # an ephemeral instance: nothing written to data/
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,9 +68,7 @@ def main() -> None:
         materialise_days(DAYS, resources, max_days_per_run=len(DAYS), selection=WORKFLOW)
         workflow_s = time.perf_counter() - started
 
-        started = time.perf_counter()
-        materialise_days(DAYS, resources, max_days_per_run=len(DAYS), selection=BACKTEST)
-        backtest_s = time.perf_counter() - started
+        backtest_s = _backtest_in_its_own_process(root)
 
         with sql.connect(root) as con:
             started = time.perf_counter()

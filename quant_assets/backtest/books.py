@@ -36,11 +36,12 @@ Books
     The barbell's maximum-diversification core alone, scaled to the whole book (no aggressors).
 ``fixed_core_90``
     The same two sleeves held at a fixed 90 % core / 10 % aggressors whatever the regime (the
-    default core share in NORMAL, so this book equals the barbell on NORMAL days): "does the
-    regime shift help?"
+    default core share in NORMAL, so it holds the barbell's targets when they were decided in
+    NORMAL): "does the regime shift help?"
 
-The benchmarks scale the barbell's own sleeves rather than re-optimising them, so each
-differs from the book in exactly one decision; scaled sleeves are not held to ``max_weight``.
+``core_only`` and ``fixed_core_90`` scale the barbell's own sleeves rather than re-optimising
+them, so each differs from the book in exactly one decision; scaled sleeves are not held to
+``max_weight``.
 """
 
 from __future__ import annotations
