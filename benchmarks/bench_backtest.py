@@ -48,7 +48,7 @@ COLUMNS = ["book", "days", "cumulative_return", "annual_return", "annual_volatil
 def _backtest_in_its_own_process(root: Path) -> float:
     """Seconds the backtest's single run takes in a process of its own, as a run launched from
     the UI has (this one holds the setup's market and five years of its objects)."""
-    code = (f"import time; from datetime import date; from benchmarks.bench_backtest import DAYS, BACKTEST; "
+    code = (f"import time; from benchmarks.bench_backtest import DAYS, BACKTEST; "
             f"from quant_assets.orchestration.jobs import build_resources; "
             f"from quant_assets.orchestration.runner import materialise_days; "
             f"resources = build_resources(lakehouse_root={str(root)!r}); started = time.perf_counter(); "

@@ -68,9 +68,6 @@ RETURNS_SCHEMA: dict[str, pl.DataType] = dict(CONTRACTS["portfolio_returns"].col
 #: SHORT leg), every one non-zero, their absolute values summing to 1; empty: the book is in cash.
 Book = dict[str, float]
 
-_BOOK_ORDER = pl.Enum(BOOKS)
-
-
 def _scaled(book: Book, total: float) -> Book:
     """``book`` rescaled so that its absolute exposures sum to ``total`` (cash stays cash)."""
     held = sum(abs(x) for x in book.values())
@@ -248,13 +245,6 @@ def decision_days(barbell_days: Iterable[date], days: Iterable[date]) -> dict[da
         k = int(np.searchsorted(known, np.datetime64(day, "D"), side="left"))
         out[day] = (known[k - 1].item() if k >= 1 else None, known[k - 2].item() if k >= 2 else None)
     return out
-
-
-def legs_frame(returns: pl.DataFrame) -> pl.DataFrame:
-    """The legs of ``portfolio_returns`` rows as a flat frame: ``date``, ``book`` and
-    :data:`~quant_assets.lakehouse.contracts.LEG_FIELDS`, by book then symbol."""
-    flat = returns.select("date", "book", "legs").explode("legs").drop_nulls("legs").unnest("legs")
-    return flat.sort(pl.col("book").cast(_BOOK_ORDER), "symbol")
 
 
 def ledger_problems(returns: pl.DataFrame, tol: float = 1e-12) -> dict[date, list[str]]:

@@ -42,10 +42,6 @@ import polars as pl
 from quant_assets.errors import ValidationError
 from quant_assets.lakehouse.contracts import BOOKS, PERIODS_PER_YEAR, REGIMES, SHARPE_WINDOW
 
-#: The books in the order the answers list them; any other book follows, alphabetically.
-BOOK_ORDER: tuple[str, ...] = BOOKS
-#: The regime labels in the order :func:`performance_by_regime` lists them, calm to stressed.
-REGIME_ORDER: tuple[str, ...] = REGIMES
 
 #: The statistics' columns, after ``book`` (and ``regime``).
 STATISTICS_SCHEMA: dict[str, pl.DataType] = {
@@ -148,7 +144,7 @@ def equity_curves(daily: pl.DataFrame) -> pl.DataFrame:
     flat = r.rolling_max(SHARPE_WINDOW).over("book") == r.rolling_min(SHARPE_WINDOW).over("book")
     sharpe = r.rolling_mean(SHARPE_WINDOW).over("book") / r.rolling_std(SHARPE_WINDOW).over("book")
     return (
-        frame.sort(_rank("book", BOOK_ORDER), "book", "date")
+        frame.sort(_rank("book", BOOKS), "book", "date")
         .select("date", "book", "regime", "net_return", nav.alias("nav"),
                 pl.when(~flat).then(sharpe * math.sqrt(PERIODS_PER_YEAR)).alias("rolling_sharpe"))
         .with_columns(drawdown=pl.col("nav") / pl.max_horizontal(pl.lit(1.0), pl.col("nav").cum_max().over("book"))
@@ -203,7 +199,8 @@ def _performance(frame: pl.DataFrame, start: date | None, end: date | None, by: 
                        group["turnover"].to_numpy())}
         for key, group in frame.sort("date").partition_by(by, as_dict=True, maintain_order=True).items()
     ]
-    orders = {"book": BOOK_ORDER, "regime": REGIME_ORDER}
+    # Books and regimes in their contract's order; any other value follows, alphabetically.
+    orders = {"book": BOOKS, "regime": REGIMES}
     return pl.DataFrame(rows, schema=schema).sort(
         [key for column in by for key in (_rank(column, orders[column]), pl.col(column))])
 

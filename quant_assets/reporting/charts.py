@@ -211,11 +211,7 @@ def draw_regime_history(history: pl.DataFrame) -> Figure:
     """
     chart = "regime history"
     _require_frame(history, chart, ("date", "regime", "vol_short", "vol_long", "vol_ratio"))
-    if history.schema["date"] != pl.Date:
-        raise ValidationError(f"{chart}: column 'date' must be a Date, got {history.schema['date']}")
-    repeated = history.filter(pl.col("date").is_duplicated())["date"].unique().sort()
-    if repeated.len():
-        raise ValidationError(f"{chart}: {repeated.len()} dates appear more than once, e.g. {repeated[0]}")
+    _require_dates(history, chart)
     _require_labels(history, chart, "regime", tuple(REGIME_COLOURS))
     _require_numeric(history, chart, ("vol_short", "vol_long", "vol_ratio"))
 
@@ -378,6 +374,19 @@ def _require_frame(frame: pl.DataFrame, chart: str, columns: tuple[str, ...]) ->
         raise ValidationError(f"{chart}: missing columns {missing}; expected {list(columns)}, got {frame.columns}")
     if frame.height == 0:
         raise ValidationError(f"{chart}: the frame is empty")
+
+
+def _require_date(frame: pl.DataFrame, chart: str) -> None:
+    if frame.schema["date"] != pl.Date:
+        raise ValidationError(f"{chart}: column 'date' must be a Date, got {frame.schema['date']}")
+
+
+def _require_dates(frame: pl.DataFrame, chart: str) -> None:
+    """A ``date`` column of Dates, none repeated (one row per day)."""
+    _require_date(frame, chart)
+    repeated = frame.filter(pl.col("date").is_duplicated())["date"].unique().sort()
+    if repeated.len():
+        raise ValidationError(f"{chart}: {repeated.len()} dates appear more than once, e.g. {repeated[0]}")
 
 
 def _require_labels(frame: pl.DataFrame, chart: str, column: str, allowed: tuple[str, ...]) -> None:

@@ -26,6 +26,8 @@ from quant_assets.reporting.charts import (
     _figure,
     _legend,
     _percent,
+    _require_date,
+    _require_dates,
     _require_frame,
     _require_labels,
     _require_numeric,
@@ -196,20 +198,12 @@ class _MultipleTicks(Locator):
         return [float(t) for t in MaxNLocator(nbins=4).tick_values(low, high) if low <= t <= high]
 
 
-def _require_date(frame: pl.DataFrame, chart: str) -> None:
-    if frame.schema["date"] != pl.Date:
-        raise ValidationError(f"{chart}: column 'date' must be a Date, got {frame.schema['date']}")
-
-
 def _require_regimes(regimes: pl.DataFrame, chart: str) -> None:
     """As any chart's frame, except that no rows is allowed: no regime history, no shading."""
     empty = isinstance(regimes, pl.DataFrame) and regimes.height == 0
     if not empty or not set(_REGIME_COLUMNS) <= set(regimes.columns):
         _require_frame(regimes, chart, _REGIME_COLUMNS)
-    _require_date(regimes, chart)
-    repeated = regimes.filter(pl.col("date").is_duplicated())["date"].unique().sort()
-    if repeated.len():
-        raise ValidationError(f"{chart}: {repeated.len()} dates appear more than once, e.g. {repeated[0]}")
+    _require_dates(regimes, chart)
     _require_labels(regimes.drop_nulls("regime"), chart, "regime", tuple(REGIME_COLOURS))
 
 

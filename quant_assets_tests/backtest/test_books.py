@@ -17,7 +17,6 @@ from quant_assets.backtest.books import (
     decision_days,
     drift,
     ledger_problems,
-    legs_frame,
     target_books,
 )
 from quant_assets.backtest.costs import CostSettings
@@ -56,7 +55,7 @@ def _barbell(day: date, held: Decision, before: Decision | None) -> tuple[dict, 
     cash = books.filter(pl.col("book") != "barbell")  # the other books hold nothing: they earn nothing
     assert (cash["net_return"] == 0.0).all() and (cash["n_legs"] == 0).all()
     return (books.filter(pl.col("book") == "barbell").row(0, named=True),
-            legs_frame(books).filter(pl.col("book") == "barbell"))
+            books.filter(pl.col("book") == "barbell").select("legs").explode("legs").unnest("legs").sort("symbol"))
 
 
 def test_first_day_buys_the_book_and_pays_for_it():
