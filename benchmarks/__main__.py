@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmarks import (
+    bench_aggressors,
     bench_backfill,
     bench_backtest,
     bench_catalog,
@@ -16,7 +17,7 @@ from benchmarks import (
 
 
 def main() -> None:
-    for module in (bench_synthetic, bench_discovery, bench_screening, bench_risk, bench_regime,
+    for module in (bench_synthetic, bench_discovery, bench_screening, bench_risk, bench_regime, bench_aggressors,
                    bench_catalog, bench_backfill, bench_backtest, bench_chart_feed):
         print(f"\n## {module.__name__}\n", flush=True)
         module.main()

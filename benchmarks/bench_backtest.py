@@ -10,7 +10,11 @@ shipped configs), in one run (not timed against a target). Then:
 * ``performance(start, end)`` over the five years on an open connection: its first call and the
   median of 20 more, target <= 200 ms;
 * the five-year table of the book against its benchmarks, and the same by regime, and its
-  tearsheet written to the temporary directory (the README's picture).
+  tearsheet written to the temporary directory (the README's picture);
+* what the barbell's two sleeves earned, by the regime the book was decided in and by the
+  market's hidden regime on the day: each sleeve's return is its legs' contributions over their
+  weight held, so a sleeve that is small earns comparably; and how the aggressors the assets
+  picked over the five years compare with the known payoffs (``bench_aggressors``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.orchestration.jobs import build_resources
 from quant_assets.orchestration.runner import materialise_days
 from quant_assets.reporting.charts import render_png
+from quant_assets.sources.synthetic import SyntheticMarketConfig, SyntheticSource
+
+from benchmarks.bench_aggressors import convex_legs
 
 START, END = date(2022, 1, 1), date(2026, 11, 29)
 DAYS = [START + timedelta(days=i) for i in range((END - START).days + 1)]
@@ -59,6 +66,54 @@ def _backtest_in_its_own_process(root: Path) -> float:
     return float(done.stdout.split()[-1])
 
 
+def sleeve_days(store: PartitionStore) -> pl.DataFrame:
+    """Per day and sleeve of the barbell book: the weight held, the contribution earned, the
+    decision's regime and the hidden regime of the day."""
+    sleeves = pl.concat(store.read_many("barbell_weights", DAYS, ["date", "symbol", "direction", "sleeve"]).values())
+    held = pl.concat(store.read_many("portfolio_returns", DAYS, ["date", "book", "decided_on", "regime", "legs"],
+                                     where=pl.col("book") == "barbell").values())
+    truth = SyntheticSource(SyntheticMarketConfig()).market.regime_path(START, END).rename({"regime": "hidden"})
+    return (
+        held.explode("legs").drop_nulls("legs").unnest("legs")
+        .join(sleeves.rename({"date": "decided_on"}), on=["decided_on", "symbol", "direction"], how="left")
+        .group_by("date", "regime", "sleeve")
+        .agg(pl.col("weight").abs().sum(), pl.col("contribution").sum())
+        .join(truth, on="date")
+    )
+
+
+def sleeve_table(days: pl.DataFrame, regime: str) -> pl.DataFrame:
+    """Days held, mean daily return (bps) and total contribution (%) of each sleeve per
+    ``regime`` column value."""
+    return (
+        days.filter(pl.col("weight") > 0)
+        .group_by(regime, "sleeve")
+        .agg(
+            pl.len().alias("days held"),
+            (pl.col("contribution") / pl.col("weight")).mean().mul(1e4).alias("mean daily return, bps"),
+            pl.col("contribution").sum().mul(100).alias("contribution to the book, %"),
+            pl.col("weight").mean().alias("mean weight"),
+        )
+        .sort(regime, "sleeve")
+    )
+
+
+def aggressor_scores(store: PartitionStore) -> str:
+    """Precision and recall of the five years' aggressors against the known payoffs."""
+    payoffs = SyntheticSource(SyntheticMarketConfig()).market.payoffs
+    books = store.read_many("barbell_weights", DAYS, ["symbol", "direction", "sleeve"])
+    picked = right = positives = false_books = 0
+    for book in books.values():
+        truth = convex_legs(book, payoffs)
+        aggressors = set(book.filter(pl.col("sleeve") == "aggressor")["symbol"].to_list())
+        picked, right, positives = picked + len(aggressors), right + len(aggressors & truth), positives + len(truth)
+        false_books += bool(aggressors) and not truth
+    precision = f"{right / picked:.3f}" if picked else "n/a"
+    recall = f"{right / positives:.3f}" if positives else "n/a"
+    return (f"{len(books)} books, {positives} convex leg-days, {picked} aggressor leg-days picked: precision "
+            f"{precision}, recall {recall}; {false_books} books given an aggressor with no convex leg")
+
+
 def main() -> None:
     os.environ.pop("DAGSTER_HOME", None)  # an ephemeral instance: nothing written to data/
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,8 +134,11 @@ def main() -> None:
                 started = time.perf_counter()
                 con.sql(QUERY).pl()
                 times.append((time.perf_counter() - started) * 1000)
-        daily = history(PartitionStore(root))
+        store = PartitionStore(root)
+        daily = history(store)
         by_regime = performance_by_regime(daily)
+        sleeves = sleeve_days(store)
+        selection = aggressor_scores(store)
         picture = Path(tempfile.gettempdir(), "quant_assets_tearsheet_5y.png")
         picture.write_bytes(render_png(tearsheet(daily)[0]))
 
@@ -96,4 +154,11 @@ def main() -> None:
         print(f"\nfive years, book vs benchmarks (net of costs):\n{table.select(COLUMNS)}")
         print(f"\nby regime (the regime on the day each book was decided):\n"
               f"{by_regime.select('book', 'regime', *COLUMNS[1:])}")
+        print(f"\nthe barbell's sleeves by the regime the book was decided in:\n{sleeve_table(sleeves, 'regime')}")
+        print(f"\nthe barbell's sleeves by the market's hidden regime on the day:\n{sleeve_table(sleeves, 'hidden')}")
+    print(f"\naggressors against the known payoffs: {selection}")
     print(f"\nthe five-year tearsheet: {picture}")
+
+
+if __name__ == "__main__":
+    main()

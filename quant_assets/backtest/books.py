@@ -35,9 +35,11 @@ Books
 ``core_only``
     The barbell's maximum-diversification core alone, scaled to the whole book (no aggressors).
 ``fixed_core_90``
-    The same two sleeves held at a fixed 90 % core / 10 % aggressors whatever the regime (the
-    default core share in NORMAL, so it holds the barbell's targets when they were decided in
-    NORMAL): "does the regime shift help?"
+    The same two sleeves with the aggressors' share set as if every day were a 90 % core day
+    (the default core share in NORMAL, so it holds the barbell's targets when they were decided
+    in NORMAL): the aggressors get ``10 % x`` the share of their full sleeve they hold in the
+    barbell (slots left empty stay with the core), the core the rest: "does the regime shift
+    help?"
 
 ``core_only`` and ``fixed_core_90`` scale the barbell's own sleeves rather than re-optimising
 them, so each differs from the book in exactly one decision; scaled sleeves are not held to
@@ -74,22 +76,25 @@ def _scaled(book: Book, total: float) -> Book:
     return {s: x * total / held for s, x in book.items()} if held > 0.0 else {}
 
 
-def target_books(weights: pl.DataFrame, legs: pl.DataFrame) -> dict[str, Book]:
+def target_books(weights: pl.DataFrame, legs: pl.DataFrame, full_sleeve: float) -> dict[str, Book]:
     """The four books decided on one day (see the module docstring), from its
-    ``barbell_weights`` partition (``symbol``, ``direction``, ``sleeve``, ``weight``) and its
+    ``barbell_weights`` partition (``symbol``, ``direction``, ``sleeve``, ``weight``), its
     selected signal legs (``symbol``, ``direction``: :func:`~quant_assets.screening.gates.
-    selected_signals`); a name at weight 0 is not held."""
+    selected_signals`) and the aggressor sleeve's full share in the day's regime
+    (``1 - core_share[regime]``); a name at weight 0 is not held."""
     sleeves: dict[str, Book] = {"core": {}, "aggressor": {}}
     for symbol, direction, sleeve, weight in weights.select("symbol", "direction", "sleeve", "weight").iter_rows():
         if weight > 0.0:
             sleeves[sleeve][symbol] = -weight if direction == "SHORT" else weight
     core, aggressors = _scaled(sleeves["core"], 1.0), _scaled(sleeves["aggressor"], 1.0)
-    if core and aggressors:
-        fixed = _scaled(core, FIXED_CORE_SHARE) | _scaled(aggressors, 1.0 - FIXED_CORE_SHARE)
-    else:
-        fixed = core | aggressors
+    barbell = _scaled(sleeves["core"] | sleeves["aggressor"], 1.0)
+    fixed = barbell  # one sleeve alone, or a regime without a sleeve
+    if core and aggressors and full_sleeve > 0.0:
+        filled = sum(abs(x) for x in sleeves["aggressor"].values()) / full_sleeve
+        share = (1.0 - FIXED_CORE_SHARE) * min(filled, 1.0)
+        fixed = _scaled(core, 1.0 - share) | _scaled(aggressors, share)
     equal = {s: -1.0 if d == "SHORT" else 1.0 for s, d in legs.select("symbol", "direction").iter_rows()}
-    return {"barbell": _scaled(sleeves["core"] | sleeves["aggressor"], 1.0), "equal_weight": _scaled(equal, 1.0),
+    return {"barbell": barbell, "equal_weight": _scaled(equal, 1.0),
             "core_only": core, "fixed_core_90": fixed}
 
 

@@ -10,7 +10,7 @@ alone would see.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -55,8 +55,11 @@ class RunInputs:
     market: DailyReturns
 
 
-def load_run(store: PartitionStore, source: MarketSource, cache: BarsCache, days: Sequence[date]) -> RunInputs:
-    """Read what the run over ``days`` needs (see the module docstring).
+def load_run(
+    store: PartitionStore, source: MarketSource, cache: BarsCache, days: Sequence[date], core_share: Mapping[str, float]
+) -> RunInputs:
+    """Read what the run over ``days`` needs (see the module docstring); ``core_share`` is the
+    risk stage's core share per regime (the ``fixed_core_90`` benchmark rescales by it).
 
     Raises
     ------
@@ -66,29 +69,32 @@ def load_run(store: PartitionStore, source: MarketSource, cache: BarsCache, days
     """
     schedule = decision_days(store.partitions("barbell_weights"), days)
     needed = sorted({d for pair in schedule.values() for d in pair if d is not None})
-    decisions = _decisions(store, needed) if needed else {}
+    decisions = _decisions(store, needed, core_share) if needed else {}
     symbols = sorted({s for d in decisions.values() for book in d.books.values() for s in book})
     bars = (cache.bars(source.daily_bars, symbols, needed[0] - timedelta(days=_BARS_BEFORE_DAYS), max(days))
             if symbols else pl.DataFrame(schema=BAR_SCHEMA))
     return RunInputs(schedule, decisions, DailyReturns(PriceMatrix.from_bars(bars)))
 
 
-def _decisions(store: PartitionStore, days: Sequence[date]) -> dict[date, Decision]:
+def _decisions(store: PartitionStore, days: Sequence[date], core_share: Mapping[str, float]) -> dict[date, Decision]:
     """The decisions of ``days`` (at least one), their partitions read in one scan per asset."""
     weights = store.read_many("barbell_weights", days, DECISION_COLUMNS["barbell_weights"])
     regimes = store.read_many("regime", days, DECISION_COLUMNS["regime"])
     signals = store.read_many("signals", days, DECISION_COLUMNS["signals"], where=pl.col("selected"))
     legs = selected_signals(pl.concat(signals.values())).partition_by("date", as_dict=True)
-    books = {day: target_books(weights[day], legs.get((day,), signals[day].clear())) for day in days}
+    labels = {day: regimes[day]["regime"][0] if regimes[day].height else None for day in days}
+    books = {
+        day: target_books(weights[day], legs.get((day,), signals[day].clear()), 1.0 - core_share.get(labels[day], 1.0))
+        for day in days
+    }
     held = sorted({s for day_books in books.values() for book in day_books.values() for s in book})
     catalog = store.read_many("metadata_catalog", days, DECISION_COLUMNS["metadata_catalog"],
                               where=pl.col("symbol").is_in(held))
     decisions = {}
     for day in days:
-        regime = regimes[day]["regime"]
         decisions[day] = Decision(
             day=day,
-            regime=regime[0] if regime.len() else None,
+            regime=labels[day],
             books=books[day],
             instruments={s: (c, t) for s, c, t in catalog[day].iter_rows()},
         )

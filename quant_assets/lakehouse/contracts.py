@@ -84,9 +84,9 @@ CONTRACTS: dict[str, Contract] = {
     ),
     "regime": Contract(
         columns={"date": _DATE, "session": _DATE, "regime": _STR, "vol_short": _F64, "vol_long": _F64,
-                 "vol_ratio": _F64, "n_symbols": _I64, "n_days": _I64},
+                 "vol_ratio": _F64, "dispersion_ratio": _F64, "n_symbols": _I64, "n_days": _I64},
         key=("date",),
-        finite=("vol_short", "vol_long", "vol_ratio"),
+        finite=("vol_short", "vol_long", "vol_ratio", "dispersion_ratio"),
         max_rows=1,
         allowed={"regime": frozenset(REGIMES)},
     ),

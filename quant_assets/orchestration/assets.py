@@ -12,6 +12,7 @@ definition time and rejects it as a string.
 """
 
 import warnings
+from collections.abc import Collection, Mapping
 from datetime import date, timedelta
 from typing import Any, Callable, Iterator
 
@@ -64,6 +65,7 @@ from quant_assets.risk.daily import (
     covariance_problems,
     estimate_signal_covariance,
     load_prices,
+    market_returns,
     market_regime_history,
     no_regime_reason,
     universe_windows,
@@ -168,11 +170,13 @@ def _legs_and_prices(
     market_data: MarketDataResource,
     lakehouse: LakehouseResource,
     settings: RiskSettings,
+    market: Mapping[date, Collection[str]] | None = None,
 ) -> tuple[dict[date, pl.DataFrame], PriceMatrix]:
-    """Each day's portfolio legs, and the prices of every leg over the run's lookbacks."""
+    """Each day's portfolio legs, and the prices of every leg (and of each day's ``market``
+    symbols) over the run's lookbacks."""
     legs = {day: selected_signals(signals[day.isoformat()]) for day in _days(context)}
-    prices = load_prices(market_data.get_source(), lakehouse.bars_cache(),
-                         {day: leg["symbol"].to_list() for day, leg in legs.items()}, settings.lookback_days)
+    wanted = {day: {*leg["symbol"].to_list(), *(market or {}).get(day, ())} for day, leg in legs.items()}
+    prices = load_prices(market_data.get_source(), lakehouse.bars_cache(), wanted, settings.lookback_days)
     return legs, prices
 
 
@@ -361,6 +365,9 @@ def covariance(
     group_name="risk",
     # Runs after the catalog so every constituent's tick size can be verified as of the day.
     deps=["metadata_catalog"],
+    # The universe is the market the legs' convexity is measured against, the regime's market
+    # (its window's earlier days are read from the lakehouse, as the regime reads them).
+    ins={"liquid_universe": AssetIn(metadata={"columns": UNIVERSE_COLUMNS})},
     check_specs=_checks("barbell_weights", "weights_valid", "book_as_configured", "constituents_have_tick_size",
                         blocking=("constituents_have_tick_size",)),
     **_COMMON,
@@ -368,21 +375,27 @@ def covariance(
 def barbell_weights(
     context: AssetExecutionContext,
     signals: dict[str, pl.DataFrame],
+    liquid_universe: dict[str, pl.DataFrame],
     regime: dict[str, pl.DataFrame],
     covariance: dict[str, pl.DataFrame],
     market_data: MarketDataResource,
     risk: RiskResource,
     lakehouse: LakehouseResource,
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
-    """Barbell portfolio: max-diversification core plus antifragile aggressors, split by regime."""
+    """Barbell portfolio: max-diversification core plus antifragile aggressors (legs convex in
+    the market), split by regime."""
     settings, store = risk.settings(), lakehouse.store()
-    legs, prices = _legs_and_prices(context, signals, market_data, lakehouse, settings)
+    windows = universe_windows({date.fromisoformat(k): f for k, f in liquid_universe.items()}, store,
+                               daily_partitions.start.date())
+    universes = {day: window.symbols for day, window in windows.items()}
+    legs, prices = _legs_and_prices(context, signals, market_data, lakehouse, settings, market=universes)
     newest, untradeable = max(legs), {}
 
     def build(day: date) -> Built:
         key = day.isoformat()
         label = regime[key]["regime"][0] if regime[key].height else None
-        frame = allocate_barbell(prices, legs[day], covariance[key], label, day, settings)
+        market = market_returns(prices, day, settings, universes[day])
+        frame = allocate_barbell(prices, legs[day], covariance[key], label, day, settings, market)
         untradeable[key] = constituents_without_tick_size(frame, store.read("metadata_catalog", day))
         by_sleeve = frame.group_by("sleeve").agg(pl.col("weight").sum()).sort("sleeve")
         metadata = {
@@ -449,13 +462,14 @@ def portfolio_returns(
     context: AssetExecutionContext,
     market_data: MarketDataResource,
     costs: CostsResource,
+    risk: RiskResource,
     lakehouse: LakehouseResource,
 ) -> Iterator[Output[dict[str, pl.DataFrame]] | AssetCheckResult]:
     """What each book earned over the day, net of costs, with its legs: the barbell and three
     benchmarks (:mod:`quant_assets.backtest.books`). Over D each book holds what was decided at
     the last close before D, drifted with prices, and pays for the trade into it."""
     store, settings, days = lakehouse.store(), costs.settings(), _days(context)
-    inputs = load_run(store, market_data.get_source(), lakehouse.bars_cache(), days)
+    inputs = load_run(store, market_data.get_source(), lakehouse.bars_cache(), days, risk.settings().core_share)
 
     def build(day: date) -> Built:
         held, before = inputs.schedule[day]

@@ -24,7 +24,7 @@ from quant_assets.lakehouse.bars_cache import BarsCache
 from quant_assets.lakehouse.store import PartitionStore
 from quant_assets.risk.barbell import BARBELL_SCHEMA, BarbellConfig, build_barbell
 from quant_assets.risk.covariance import estimate_covariance
-from quant_assets.risk.regime import detect_regimes, turbulence_at
+from quant_assets.risk.regime import cross_sectional_dispersion, detect_regimes, turbulence_at
 from quant_assets.risk.returns import MAX_STALE_DAYS, PriceMatrix, ReturnsPanel, equal_weight_market_returns
 from quant_assets.risk.settings import RiskSettings
 from quant_assets.sources.base import MarketSource
@@ -114,8 +114,9 @@ def market_regime_history(
     -------
     pl.DataFrame
         One row per union-calendar day: ``date``, ``regime``, ``vol_short``, ``vol_long``,
-        ``vol_ratio``, ``warm_up`` (see :func:`detect_regimes`), plus ``n_symbols`` and
-        ``n_days`` of history used.
+        ``vol_ratio``, ``dispersion_ratio`` (of the symbols' cross-sectional dispersion; null
+        until two of them have returns), ``warm_up`` (see :func:`detect_regimes`), plus
+        ``n_symbols`` and ``n_days`` of history used.
 
     Raises
     ------
@@ -138,7 +139,8 @@ def _regime_history(
     )
     if not panel.symbols:
         return None, panel
-    history = detect_regimes(equal_weight_market_returns(panel), panel.dates, settings.regime)
+    history = detect_regimes(equal_weight_market_returns(panel), panel.dates, settings.regime,
+                             dispersion=cross_sectional_dispersion(panel.values))
     history = history.with_columns(
         n_symbols=pl.lit(len(panel.symbols), pl.Int64), n_days=pl.lit(len(panel.dates), pl.Int64)
     )
@@ -156,8 +158,8 @@ def no_regime_reason(settings: RiskSettings) -> str:
 #: The columns of :func:`assess_regime`'s frame, also those of an empty regime partition.
 REGIME_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date, "session": pl.Date, "regime": pl.String, "vol_short": pl.Float64,
-    "vol_long": pl.Float64, "vol_ratio": pl.Float64, "warm_up": pl.Boolean, "turbulence": pl.Float64,
-    "n_symbols": pl.Int64, "n_days": pl.Int64,
+    "vol_long": pl.Float64, "vol_ratio": pl.Float64, "dispersion_ratio": pl.Float64, "warm_up": pl.Boolean,
+    "turbulence": pl.Float64, "n_symbols": pl.Int64, "n_days": pl.Int64,
 }
 
 
@@ -292,6 +294,17 @@ def covariance_problems(frame: pl.DataFrame, tol: float = 1e-10) -> list[str]:
     return problems
 
 
+def market_returns(prices: Prices, day: date, settings: RiskSettings, symbols: Collection[str]) -> dict[date, float]:
+    """The equal-weight (unhedged) return of ``symbols`` on every day of the covariance
+    lookback ending at their last session on or before ``day``: the market the barbell measures
+    its legs' convexity against. Empty when no symbol has the history."""
+    panel = _session_panel(_matrix(prices), day, settings.lookback_days, symbols=symbols,
+                           min_observations=settings.min_observations)
+    if not panel.symbols:
+        return {}
+    return dict(zip(panel.dates, equal_weight_market_returns(panel).tolist()))
+
+
 def allocate_barbell(
     prices: Prices,
     legs: pl.DataFrame,
@@ -299,8 +312,13 @@ def allocate_barbell(
     regime: str | None,
     day: date,
     settings: RiskSettings,
+    market: Mapping[date, float],
 ) -> pl.DataFrame:
     """Barbell weights for ``day`` over the legs the covariance kept.
+
+    ``market`` is the market's return by day (:func:`market_returns` of the day's universe); a
+    leg's antifragility is its convexity to it, fitted on the days the leg's market was open. A
+    day of the legs' window the market has no return for counts as a flat market day.
 
     Returns
     -------
@@ -317,7 +335,8 @@ def allocate_barbell(
         day has no ``regime``.
     """
     symbols, cov = covariance_matrix(covariance)
-    panel = _legs_panel(prices, legs, day, settings)
+    matrix = _matrix(prices)
+    panel = _legs_panel(matrix, legs, day, settings)
     if list(panel.symbols) != symbols:
         raise ValidationError(
             f"barbell_weights {day}: returns cover {list(panel.symbols)} but the covariance has {symbols}"
@@ -332,7 +351,9 @@ def allocate_barbell(
             n_aggressors=settings.n_aggressors,
             max_weight=settings.max_weight,
         )
-        weights = build_barbell(panel.values, cov, symbols, regime, config)
+        market_return = np.array([market.get(d, 0.0) for d in panel.dates])
+        traded = matrix.traded(panel.dates, symbols)
+        weights = build_barbell(panel.values, market_return, cov, symbols, regime, config, traded=traded)
     directions = legs.select("symbol", "direction")
     session = panel.dates[-1] if panel.dates else None
     return (

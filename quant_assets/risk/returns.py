@@ -27,7 +27,7 @@ Point in time: only bars with ``end - lookback_days < date <= end`` are read; a 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
@@ -307,6 +307,21 @@ class PriceMatrix:
             cols = np.array([index[s] for s in set(symbols) if s in index], dtype=np.int64)
         traded = np.flatnonzero(np.isfinite(self.closes[lo:hi][:, cols]).any(axis=1))
         return self.dates[lo + traded[-1]].item() if traded.size else None
+
+    def traded(self, dates: Sequence[date], symbols: Sequence[str]) -> np.ndarray:
+        """``(len(dates), len(symbols))`` bool: whether each symbol has a bar on each date (False
+        for a date or symbol the matrix does not hold)."""
+        out = np.zeros((len(dates), len(symbols)), dtype=bool)
+        if not self.symbols or not dates:
+            return out
+        days = np.array(dates, dtype="datetime64[D]")
+        rows = np.clip(np.searchsorted(self.dates, days), 0, self.dates.size - 1)
+        on_file = self.dates[rows] == days
+        index = {s: j for j, s in enumerate(self.symbols)}
+        for k, symbol in enumerate(symbols):
+            if symbol in index:
+                out[on_file, k] = np.isfinite(self.closes[rows[on_file], index[symbol]])
+        return out
 
     def returns_panel(
         self,

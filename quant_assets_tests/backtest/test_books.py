@@ -120,12 +120,17 @@ def test_benchmarks_of_a_decision():
         "sleeve": ["core", "core", "aggressor", "core"], "weight": [0.5, 0.3, 0.2, 0.0],
     })
     legs = pl.DataFrame({"symbol": [A, B, C], "direction": ["LONG", "SHORT", "LONG"]})
-    books = target_books(weights, legs)
+    books = target_books(weights, legs, full_sleeve=0.2)
     assert books["barbell"] == pytest.approx({A: 0.5, B: -0.2, C: 0.3})  # the zero-weight core name is not held
     assert books["core_only"] == pytest.approx({A: 0.625, C: 0.375})
     assert books["fixed_core_90"] == pytest.approx({A: 0.5625, B: -0.1, C: 0.3375})
     assert books["equal_weight"] == pytest.approx({A: 1 / 3, B: -1 / 3, C: 1 / 3})  # one leg per symbol
-    assert target_books(weights.clear(), legs.clear()) == {book: {} for book in books}
+    assert target_books(weights.clear(), legs.clear(), full_sleeve=0.2) == {book: {} for book in books}
+    # An aggressor sleeve half filled (0.2 of a full 0.4) keeps half of the fixed 10 %.
+    half = target_books(weights, legs, full_sleeve=0.4)["fixed_core_90"]
+    assert half == pytest.approx({A: 0.59375, B: -0.05, C: 0.35625})
+    # No sleeve in the regime (a core share of 1): the fixed book is the core.
+    assert target_books(weights, legs, full_sleeve=0.0)["fixed_core_90"] == books["barbell"]
 
 
 def test_the_ledger_check_finds_legs_that_do_not_add_up():

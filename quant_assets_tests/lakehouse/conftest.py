@@ -46,7 +46,7 @@ def weights(day: date, symbols: list[str]) -> pl.DataFrame:
 
 def regime(day: date, label: str) -> pl.DataFrame:
     return pl.DataFrame({"date": [day], "session": [day], "regime": [label], "vol_short": [0.2], "vol_long": [0.2],
-                         "vol_ratio": [1.0], "n_symbols": [10], "n_days": [700]})
+                         "vol_ratio": [1.0], "dispersion_ratio": [1.0], "n_symbols": [10], "n_days": [700]})
 
 
 def write_book(store: PartitionStore, day: date, symbols: list[str], at: datetime, label: str = "NORMAL",

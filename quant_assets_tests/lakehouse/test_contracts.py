@@ -47,7 +47,7 @@ def test_contract_catches_nan_unknown_labels_and_wrong_date():
 def test_contract_row_bounds():
     regime = pl.DataFrame({
         "date": [DAY, DAY], "session": [DAY, DAY], "regime": ["NORMAL", None], "vol_short": [0.1, 0.1], "vol_long": [0.1, 0.1],
-        "vol_ratio": [1.0, 1.0], "n_symbols": [5, 5], "n_days": [300, 300],
+        "vol_ratio": [1.0, 1.0], "dispersion_ratio": [1.0, None], "n_symbols": [5, 5], "n_days": [300, 300],
     })
     problems = contract_problems("regime", regime, DAY)
     assert "2 rows, expected at most 1" in problems

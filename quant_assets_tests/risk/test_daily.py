@@ -21,6 +21,7 @@ from quant_assets.risk.daily import (
     estimate_signal_covariance,
     load_prices,
     market_regime_history,
+    market_returns,
     universe_windows,
 )
 from quant_assets.risk.regime import detect_regimes
@@ -47,9 +48,11 @@ def _day_outputs(source: SyntheticSource) -> dict[str, pl.DataFrame]:
     legs = selected_signals(signals)
     leg_bars = source.daily_bars(legs["symbol"].to_list(), DAY - timedelta(days=SETTINGS.lookback_days), DAY)
     covariance, _ = estimate_signal_covariance(leg_bars, legs, DAY, SETTINGS)
-    weights = allocate_barbell(leg_bars, legs, covariance, regime["regime"][0], DAY, SETTINGS)
+    market = market_returns(market_bars, DAY, SETTINGS, members)
+    weights = allocate_barbell(leg_bars, legs, covariance, regime["regime"][0], DAY, SETTINGS, market)
     return {"raw": raw, "universe": universe, "signals": signals, "regime": regime,
-            "market_bars": market_bars, "legs": legs, "leg_bars": leg_bars, "covariance": covariance, "weights": weights}
+            "market_bars": market_bars, "market": pl.DataFrame({"date": list(market), "return": list(market.values())}),
+            "legs": legs, "leg_bars": leg_bars, "covariance": covariance, "weights": weights}
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +76,11 @@ def test_weights_contract(outputs):
     weights = outputs["weights"]
     assert check_weights(weights) == []
     assert weights["weight"].sum() == pytest.approx(1.0, abs=1e-9)
+    # Each aggressor fills one of n_aggressors slots of the sleeve; empty slots stay with the core.
+    aggressors = weights.filter(pl.col("sleeve") == "aggressor").height
+    sleeve = 1.0 - SETTINGS.core_share[outputs["regime"]["regime"][0]]
     core = weights.filter(pl.col("sleeve") == "core")["weight"].sum()
-    expected_core = SETTINGS.core_share[outputs["regime"]["regime"][0]]
-    assert core == pytest.approx(expected_core, abs=1e-9) or core == pytest.approx(1.0)
+    assert core == pytest.approx(1.0 - sleeve * aggressors / SETTINGS.n_aggressors, abs=1e-9)
 
 
 def test_covariance_long_form_round_trips_symmetric(outputs):
@@ -142,7 +147,8 @@ def test_a_weekend_reflects_the_fridays_session_at_every_risk_stage(weekend_day)
     assert covariance["session"].unique().to_list() == [friday] and info["window"].endswith(str(friday))
     assert covariance.drop("date").equals(friday_cov.drop("date"))
 
-    weights = allocate_barbell(bars, legs, covariance, regime["regime"][0], weekend_day, SETTINGS)
+    market = market_returns(bars, weekend_day, SETTINGS, legs["symbol"].to_list())
+    weights = allocate_barbell(bars, legs, covariance, regime["regime"][0], weekend_day, SETTINGS, market)
     assert check_weights(weights) == [] and weights["session"].unique().to_list() == [friday]
     assert (weights["date"] == weekend_day).all() and weights.height == len(legs)
 
@@ -159,7 +165,7 @@ def test_an_empty_universe_and_book_give_typed_empty_frames():
     covariance, info = estimate_signal_covariance(bars, no_legs, DAY, SETTINGS)
     assert covariance.is_empty() and covariance.schema["session"] == pl.Date and info["window"] == "empty"
     assert covariance_problems(covariance) == []
-    weights = allocate_barbell(bars, no_legs, covariance, None, DAY, SETTINGS)
+    weights = allocate_barbell(bars, no_legs, covariance, None, DAY, SETTINGS, {})
     assert weights.is_empty() and weights.schema["weight"] == pl.Float64 and check_weights(weights) == []
     assert book_warnings(weights, SETTINGS) == ["empty book: no signal leg has the history to be weighted"]
 
@@ -169,12 +175,12 @@ def test_a_book_too_small_for_the_cap_widens_it_and_says_so():
     bars, legs = _weekday_market(source, DAY)
     three = legs.head(3)
     covariance, _ = estimate_signal_covariance(bars, three, DAY, SETTINGS)
-    weights = allocate_barbell(bars, three, covariance, "CRISIS", DAY, SETTINGS)
+    weights = allocate_barbell(bars, three, covariance, "CRISIS", DAY, SETTINGS, {})
     assert check_weights(weights) == [] and weights["cap"].to_list() == pytest.approx([1 / 3] * 3)
     assert book_warnings(weights, SETTINGS) == [
         "3 names cannot hold the book under max_weight 0.2: cap widened to 1/3 = 0.333333"]
     with pytest.raises(ValidationError, match="3 legs to allocate to but no regime"):
-        allocate_barbell(bars, three, covariance, None, DAY, SETTINGS)
+        allocate_barbell(bars, three, covariance, None, DAY, SETTINGS, {})
 
 
 def test_covariance_problems_accepts_the_estimate_and_names_each_fault(outputs):

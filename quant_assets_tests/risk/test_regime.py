@@ -8,7 +8,14 @@ import pytest
 
 from quant_assets.errors import ConfigError, ValidationError
 from quant_assets.risk.covariance import ledoit_wolf
-from quant_assets.risk.regime import RegimeConfig, current_regime, detect_regimes
+from quant_assets.risk.regime import (
+    RegimeConfig,
+    cross_sectional_dispersion,
+    current_regime,
+    detect_regimes,
+    label_regimes,
+    regime_signal,
+)
 
 
 def _dates(n: int) -> list[date]:
@@ -79,7 +86,7 @@ def test_detect_regimes_hysteresis_and_min_stay_stop_flapping() -> None:
         if after == "CRISIS":
             assert ratio[change] > config.crisis_above
         confirming = ratio[change - config.quiet_confirm_days + 1 : change + 1]
-        if before == "QUIET":
+        if before == "QUIET" and after == "NORMAL":  # entering CRISIS needs no confirmation
             assert (confirming > config.quiet_below + config.hysteresis).all()
         if after == "QUIET":
             assert (confirming < config.quiet_below).all()
@@ -95,6 +102,65 @@ def test_detect_regimes_last_row_depends_only_on_the_past() -> None:
     for end in (120, 250):
         prefix = detect_regimes(r[:end], _dates(end), cross_section=cross[:end])
         assert prefix.equals(full.head(end))
+
+
+def test_detect_regimes_with_dispersion_last_row_depends_only_on_the_past() -> None:
+    rng = np.random.default_rng(6)
+    cross = rng.standard_normal((300, 8)) * 0.01
+    cross[:50, 5:] = np.nan  # late listings: the dispersion's composition changes over time
+    cross[:3, 1:] = np.nan  # one asset only: no dispersion on the first days
+    r, spread = np.nanmean(cross, axis=1), cross_sectional_dispersion(cross)
+    full = detect_regimes(r, _dates(300), dispersion=spread, cross_section=cross)
+    assert full["dispersion_ratio"][:3].is_null().all() and full["dispersion_ratio"][3:].is_not_null().all()
+    for end in (120, 250):
+        prefix = detect_regimes(r[:end], _dates(end), dispersion=spread[:end], cross_section=cross[:end])
+        assert prefix.equals(full.head(end))
+
+
+def test_cross_sectional_dispersion_is_the_std_of_each_days_returns() -> None:
+    x = np.array([[0.01, -0.01, 0.03], [0.02, np.nan, 0.04], [np.nan, 0.05, np.nan], [np.nan] * 3])
+    spread = cross_sectional_dispersion(x)
+    assert spread[:2] == pytest.approx([np.std([0.01, -0.01, 0.03]), 0.01], rel=1e-12)
+    assert np.isnan(spread[2:]).all()  # one return, or none: no dispersion
+
+
+def test_detect_regimes_labels_follow_the_mean_of_vol_and_dispersion_ratios() -> None:
+    # A steady market whose constituents move apart: the market's volatility ratio stays 1 while
+    # the dispersion triples for 30 days, then falls to a third.
+    r = _alternating([(0.01, 600)])
+    spread = np.concatenate([np.full(300, 0.02), np.full(30, 0.06), np.full(270, 0.02 / 3.0)])
+    on = detect_regimes(r, _dates(600), dispersion=spread)
+    off = detect_regimes(r, _dates(600), RegimeConfig(use_dispersion=False), dispersion=spread)
+
+    signal = regime_signal(on["vol_ratio"].to_numpy(), on["dispersion_ratio"].to_numpy(), RegimeConfig())
+    assert signal == pytest.approx((on["vol_ratio"].to_numpy() + on["dispersion_ratio"].to_numpy()) / 2)
+    assert on["regime"].to_list() == label_regimes(signal, RegimeConfig())
+    labels = np.array(on["regime"].to_list())
+    onset = 300 + int(np.argmax(labels[300:] == "CRISIS"))
+    assert (labels[:300] == "NORMAL").all() and onset <= 305 and (labels[onset:330] == "CRISIS").all()
+    assert (labels[-200:] == "QUIET").all()
+    assert (off["regime"] == "NORMAL").all()  # the option off: the market alone, which is calm
+    assert off["dispersion_ratio"].equals(on["dispersion_ratio"])  # reported either way
+
+
+def test_detect_regimes_without_dispersion_follows_the_vol_ratio_alone() -> None:
+    # One instrument (or a day with a single return) has no cross-section: the label falls back
+    # to the volatility ratio, as with the option off.
+    r = 0.01 * np.random.default_rng(4).standard_t(4, 400) / np.sqrt(2.0)
+    alone = detect_regimes(r, _dates(400), dispersion=np.full(400, np.nan))
+    off = detect_regimes(r, _dates(400), RegimeConfig(use_dispersion=False))
+    assert alone["dispersion_ratio"].is_null().all()
+    assert alone.drop("dispersion_ratio").equals(off)
+    assert detect_regimes(r, _dates(400)).equals(off)
+
+
+@pytest.mark.parametrize(
+    ("dispersion", "message"),
+    [(np.zeros(9), r"shape \(10,\)"), (np.full(10, -0.01), "non-negative"), (np.full(10, np.inf), "non-negative")],
+)
+def test_detect_regimes_rejects_invalid_dispersion(dispersion: np.ndarray, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        detect_regimes(np.zeros(10), _dates(10), dispersion=dispersion)
 
 
 def test_detect_regimes_warm_up_is_normal_and_flagged() -> None:
@@ -183,8 +249,9 @@ def test_regime_config_rejects_inconsistent_values(kwargs: dict[str, float]) -> 
 
 
 def test_detect_regimes_output_schema() -> None:
-    frame = detect_regimes(np.zeros(5), _dates(5), cross_section=np.zeros((5, 2)))
+    frame = detect_regimes(np.zeros(5), _dates(5), cross_section=np.zeros((5, 2)), dispersion=np.zeros(5))
     assert frame.schema == pl.Schema(
         {"date": pl.Date, "regime": pl.String, "vol_short": pl.Float64, "vol_long": pl.Float64,
-         "vol_ratio": pl.Float64, "warm_up": pl.Boolean, "turbulence": pl.Float64}
+         "vol_ratio": pl.Float64, "dispersion_ratio": pl.Float64, "warm_up": pl.Boolean, "turbulence": pl.Float64}
     )
+    assert (frame["dispersion_ratio"] == 1.0).all()  # no spread at all, like zero returns

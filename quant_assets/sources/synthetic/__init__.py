@@ -6,7 +6,10 @@ and one per asset class), Student-t tails, occasional jumps, and a volatility an
 that follow a hidden regime path (QUIET / NORMAL / CRISIS), so regime detection can be scored
 against the truth. The same coin on several exchanges and quotes is an exact clone (identical
 returns) or a near clone (the same returns plus a little noise). Instruments list and delist
-during the simulated span and some change tick size.
+during the simulated span and some change tick size. A few ETFs are volatility products whose
+payoff on the market is convex (long volatility, a tail hedge) or concave (short volatility) by
+construction, so antifragility scoring can be checked against the truth
+(:attr:`SyntheticMarket.payoffs`).
 
 Screens are computed from the simulated daily bars with
 :mod:`quant_assets.sources.screener.indicators`, the definitions the real screener uses.

@@ -74,6 +74,28 @@ class SyntheticMarket:
         return self._universe.frame
 
     @property
+    def payoffs(self) -> pl.DataFrame:
+        """The hidden payoff of every instrument on the market, the antifragility score's truth.
+
+        One row per instrument, sorted by symbol: ``symbol``, ``market_beta``, ``convexity``,
+        ``tail_hedge`` (the volatility products' parameters of
+        :func:`~quant_assets.sources.synthetic.simulation.market_payoff`, 0 for every other
+        instrument), and ``payoff``: ``convex`` (long volatility, tail hedges), ``concave`` (short
+        volatility) or ``linear`` (everything else, jumpy names included: their jumps are their
+        own, not the market's).
+        """
+        arrays = self._universe.arrays
+        convexity, tail_hedge = arrays["convexity"], arrays["tail_hedge"]
+        curvature = convexity + tail_hedge  # both payoffs are convex for positive parameters
+        return pl.DataFrame({
+            "symbol": self._symbols,
+            "market_beta": arrays["market_beta"],
+            "convexity": convexity,
+            "tail_hedge": tail_hedge,
+            "payoff": np.where(curvature > 0, "convex", np.where(curvature < 0, "concave", "linear")),
+        })
+
+    @property
     def tick_size_history(self) -> pl.DataFrame:
         """Tick-size versions: ``symbol, valid_from, pricescale, minmov`` (tick = minmov/pricescale)."""
         return self._universe.tick_history

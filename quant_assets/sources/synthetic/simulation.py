@@ -4,6 +4,10 @@ Daily returns have a factor structure (a global factor and one per asset class),
 and occasional jumps; volatility and correlation follow a hidden regime path (QUIET / NORMAL /
 CRISIS). The simulation and the indicators are causal row by row, so extending the horizon does
 not change earlier rows.
+
+Volatility products (long volatility, a tail hedge, short volatility) add a payoff on the market
+move (:func:`market_payoff`): they are convex or concave in the market by construction, the
+ground truth the antifragility score is checked against.
 """
 
 from __future__ import annotations
@@ -50,6 +54,47 @@ _T_DF = 4.0
 _T_CLIP = 12.0  # about 8.5 standard deviations: no single-day move beyond that
 _T_STD = math.sqrt(_T_DF / (_T_DF - 2.0))
 _CRISIS_VOLUME = 1.5
+#: The volatility products' payoff per unit of convexity or tail hedge (log return), and the
+#: market fall, in NORMAL-regime sigmas, beyond which the tail hedge pays.
+_PAYOFF_UNIT = 0.003
+_TAIL_STRIKE = 2.0
+
+
+def _long_run_regime_shares() -> np.ndarray:
+    """The share of days each regime holds in the long run (the chain's stationary law)."""
+    values, vectors = np.linalg.eig(_TRANSITIONS.T)
+    share = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
+    return share / share.sum()
+
+
+def _gaussian_put(scale: float, strike: float) -> float:
+    """E[max(0, -z - strike)] for z ~ N(0, scale²)."""
+    k = strike / scale
+    density = math.exp(-0.5 * k * k) / math.sqrt(2.0 * math.pi)
+    return scale * density - strike * 0.5 * math.erfc(k / math.sqrt(2.0))
+
+
+# The premiums the products pay for their payoffs: the long-run means of z² and of the put
+# (Gaussian approximation), so neither payoff earns anything on average by construction.
+_Z2_PREMIUM = float(_long_run_regime_shares() @ _FACTOR_SCALE**2)
+_PUT_PREMIUM = float(_long_run_regime_shares() @ [_gaussian_put(s, _TAIL_STRIKE) for s in _FACTOR_SCALE])
+
+
+def market_payoff(
+    z: float, market_vol: float, market_beta: np.ndarray, convexity: np.ndarray, tail_hedge: np.ndarray
+) -> np.ndarray:
+    """The log return volatility products make on a day the market moved ``z`` of its
+    NORMAL-regime sigmas (``market_vol``):
+
+    ``market_beta * z * market_vol + unit * (convexity * (z² - E z²) + tail_hedge * (max(0, -z - 2) - E put))``
+
+    Long volatility (convexity > 0, a negative beta) gains in large moves either way and pays
+    for it in calm markets; a tail hedge gains only in a fall beyond two sigmas; convexity < 0 is
+    short volatility.
+    """
+    straddle = z * z - _Z2_PREMIUM
+    put = max(0.0, -z - _TAIL_STRIKE) - _PUT_PREMIUM
+    return market_beta * (z * market_vol) + _PAYOFF_UNIT * (convexity * straddle + tail_hedge * put)
 
 
 @dataclass(frozen=True)
@@ -87,6 +132,11 @@ def simulate(universe: Universe, config: SyntheticMarketConfig, n_days: int) -> 
     prev_log_price: np.ndarray | None = None
     last_row = np.full(n, -1, dtype=np.int32)
     state = _INITIAL_REGIME
+    # The market the volatility products pay on: the global factor plus each class factor in
+    # proportion to the class's share of the instruments, like an equal-weight index.
+    class_weight = np.bincount(a["class"], minlength=len(ASSET_CLASSES)) / n
+    market_vol = math.sqrt(_GLOBAL_VOL**2 + float(class_weight**2 @ _CLASS_VOL**2))
+    products = np.flatnonzero((a["convexity"] != 0.0) | (a["tail_hedge"] != 0.0) | (a["market_beta"] != 0.0))
 
     def draws(component: int, d: int) -> np.random.Generator:
         return child_rng(config.seed, component, d, *((PERTURBED,) if d >= first_perturbed else ()))
@@ -104,6 +154,11 @@ def simulate(universe: Universe, config: SyntheticMarketConfig, n_days: int) -> 
         log_return = np.clip(draws(Draw.IDIO, d).standard_t(_T_DF, size=n), -_T_CLIP, _T_CLIP)
         log_return *= a["sigma"] * (idio_scale / _T_STD)
         log_return += a["drift"] + a["beta_global"] * global_move + a["beta_class"] * class_move[a["class"]]
+        if products.size:
+            z = float(global_move + class_weight @ class_move) / market_vol
+            log_return[products] += market_payoff(
+                z, market_vol, a["market_beta"][products], a["convexity"][products], a["tail_hedge"][products]
+            )
         jumpers = a["jumpers"]
         if len(jumpers):
             jump_draws = draws(Draw.JUMP, d)

@@ -220,7 +220,28 @@ STOCKS: tuple[tuple[str, str, str, float, float, str, int | None, int | None, st
     ("XLK", "AMEX", "Technology Select Sector SPDR Fund", 130.0, 3.5e10, "fund", None, None, None),
     ("ARKK", "AMEX", "ARK Innovation ETF", 125.0, 1.7e10, "fund", None, None, None),
 )
-CONVEX_STOCKS = ("GME", "AMC")  # meme stocks: upward jumps
+#: Volatility and tail-hedge products, rows like STOCKS' (CONVEX_PRODUCTS gives their payoffs):
+#: every market with room for five stocks has them.
+VOLATILITY_PRODUCTS: tuple[tuple[str, str, str, float, float, str, int | None, int | None, str | None], ...] = (
+    ("VIXY", "AMEX", "ProShares VIX Short-Term Futures ETF", 15.0, 6.0e8, "fund", None, None, None),
+    ("UVXY", "AMEX", "ProShares Ultra VIX Short-Term Futures ETF", 12.0, 1.0e9, "fund", None, None, None),
+    ("VXX", "AMEX", "iPath Series B S&P 500 VIX Short-Term Futures ETN", 20.0, 8.0e8, "fund", None, None, None),
+    ("TAIL", "AMEX", "Cambria Tail Risk ETF", 17.0, 3.0e8, "fund", None, None, None),
+    ("SVXY", "AMEX", "ProShares Short VIX Short-Term Futures ETF", 60.0, 3.0e8, "fund", None, None, None),
+)
+CONVEX_STOCKS = ("GME", "AMC")  # meme stocks: upward jumps, none of them tied to the market
+
+#: The payoffs of the volatility products, the ground truth of antifragility scoring:
+#: ``(market beta, convexity, tail hedge)`` in the simulation's market payoff (see
+#: ``simulation.market_payoff``): long volatility is convex (VIXY, UVXY, VXX), a tail hedge is
+#: convex on the downside only (TAIL), short volatility is concave (SVXY).
+CONVEX_PRODUCTS: dict[str, tuple[float, float, float]] = {
+    "VIXY": (-1.0, 1.0, 0.0),
+    "UVXY": (-1.5, 1.5, 0.0),
+    "VXX": (-1.0, 1.0, 0.0),
+    "TAIL": (-0.2, 0.0, 5.0),
+    "SVXY": (0.5, -0.5, 0.0),
+}
 
 # Currencies in quoting order (the earlier one is the base of a pair), USD value, daily vol.
 CURRENCIES: tuple[tuple[str, float, float], ...] = (

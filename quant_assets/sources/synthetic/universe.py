@@ -14,9 +14,9 @@ import polars as pl
 
 from quant_assets.sources.synthetic.config import Draw, SyntheticMarketConfig, child_rng
 from quant_assets.sources.synthetic.tables import (
-    COINS, CONVEX_STOCKS, CURRENCIES, DATED_ROOTS, EXACT_CLONE_EXCHANGES, FUTURES, FX_EXCHANGES,
+    COINS, CONVEX_PRODUCTS, CONVEX_STOCKS, CURRENCIES, DATED_ROOTS, EXACT_CLONE_EXCHANGES, FUTURES, FX_EXCHANGES,
     MAJOR_CURRENCIES, MICRO_FUTURES, PRIMARY_SLOTS, PRIMARY_WEIGHTS, QUARTER_CODES, QUOTE_USD,
-    SECOND_MONTH_ROOTS, SECONDARY_SLOTS, SECTOR_BETA, STABLECOINS, STOCKS, USD_LIKE,
+    SECOND_MONTH_ROOTS, SECONDARY_SLOTS, SECTOR_BETA, STABLECOINS, STOCKS, USD_LIKE, VOLATILITY_PRODUCTS,
 )
 
 #: Columns of :attr:`SyntheticMarket.instruments`.
@@ -45,6 +45,8 @@ ASSET_CLASSES = ("crypto", "futures", "stock", "forex")
 SCANNER_MARKETS = {"crypto": "crypto", "futures": "futures", "stock": "america", "forex": "forex"}
 
 _NO_DELISTING = np.iinfo(np.int32).max
+#: A tick-size change may coarsen a tick only up to this fraction of the instrument's price.
+_MAX_COARSE_TICK = 1e-3
 
 
 @dataclass
@@ -74,6 +76,9 @@ class _Spec:
     beta_class: float = 1.0
     jump_prob: float = 0.0
     jump_scale: float = 0.0  # signed mean jump (log return)
+    market_beta: float = 0.0  # volatility products: their payoff on the market (simulation.market_payoff)
+    convexity: float = 0.0
+    tail_hedge: float = 0.0
     gap_frac: float = 0.1
     range_frac: float = 0.4
     liquidity: float = 1e6  # median Value.Traded, quote currency
@@ -324,10 +329,11 @@ def _futures_specs(rng: np.random.Generator, budget: int, start: date, taken: se
 
 
 def _stock_specs(rng: np.random.Generator, budget: int, taken: set[str]) -> list[_Spec]:
-    taken.update(row[0] for row in STOCKS)
+    taken.update(row[0] for row in (*STOCKS, *VOLATILITY_PRODUCTS))
     specs: list[_Spec] = []
     by_ticker: dict[str, _Spec] = {}
-    rows = list(STOCKS[:budget])
+    products = VOLATILITY_PRODUCTS[:budget]
+    rows = list(STOCKS[: budget - len(products)]) + list(products)
     generated = _fresh_names(rng, budget - len(rows), (3, 4), taken)
     for ticker in generated:
         fund = rng.random() < 0.15
@@ -362,6 +368,11 @@ def _stock_specs(rng: np.random.Generator, budget: int, taken: set[str]) -> list
             spec.conv, spec.basis = math.log(price / by_ticker[clone_of].price), 0.0003
         if ticker in CONVEX_STOCKS:
             spec.jump_prob, spec.jump_scale = 0.02, 4.0 * spec.sigma
+        if ticker in CONVEX_PRODUCTS:
+            # Tied to the market by their payoff alone; they turn over their assets quickly.
+            spec.market_beta, spec.convexity, spec.tail_hedge = CONVEX_PRODUCTS[ticker]
+            spec.beta_global = spec.beta_class = 0.0
+            spec.sigma, spec.liquidity = 0.01, 0.3 * cap
         by_ticker[ticker] = spec
         specs.append(spec)
     return specs
@@ -435,7 +446,7 @@ def build_universe(config: SyntheticMarketConfig) -> Universe:
     own = [s for s in specs if s.kind == "own"]
     # Positive-skew (convex) and negative-skew (fragile) names, for antifragility scoring.
     for spec in own:
-        if spec.asset_class == "forex" or spec.jump_prob:
+        if spec.asset_class == "forex" or spec.jump_prob or spec.convexity or spec.tail_hedge:
             continue
         draw = rng.random()
         if draw < 0.06:
@@ -454,6 +465,9 @@ def build_universe(config: SyntheticMarketConfig) -> Universe:
         spec = specs[i]
         spec.tick_change_day = int(rng.integers(30, 730))
         finer = rng.random() < 0.5 or spec.pricescale < 10
+        # No venue coarsens a tick to a sizeable part of the price (a tick of 2.5 on a 7-dollar
+        # contract made a half tick cost a fifth of every trade in it).
+        finer = finer or spec.minmov / (spec.pricescale // 10) > _MAX_COARSE_TICK * spec.price
         spec.new_pricescale = spec.pricescale * 10 if finer else spec.pricescale // 10
 
     specs.sort(key=lambda s: s.symbol)
@@ -543,6 +557,9 @@ def build_universe(config: SyntheticMarketConfig) -> Universe:
         "cross_quote": positions(specs[i].cross_quote for i in cross),
         "cross_basis": column([specs[i].basis for i in cross]),
         "jumpers": jumpers,
+        "market_beta": column([s.market_beta for s in specs]),
+        "convexity": column([s.convexity for s in specs]),
+        "tail_hedge": column([s.tail_hedge for s in specs]),
         "jump_prob": column([specs[i].jump_prob for i in jumpers]),
         "jump_scale": column([specs[i].jump_scale for i in jumpers]),
         # Coins and companies have a market cap; ETFs, futures and forex do not.

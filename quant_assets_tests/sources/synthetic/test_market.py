@@ -357,6 +357,31 @@ def test_some_instruments_have_positive_skew(market: SyntheticMarket) -> None:
     assert skews.filter(pl.col("close") > 1).height >= 3
 
 
+def test_volatility_products_are_convex_or_concave_in_the_market(market: SyntheticMarket) -> None:
+    payoffs = market.payoffs
+    assert payoffs.height == market.instruments.height
+    labelled = dict(payoffs.filter(pl.col("payoff") != "linear").select("symbol", "payoff").iter_rows())
+    assert labelled == {"AMEX:VIXY": "convex", "AMEX:UVXY": "convex", "AMEX:VXX": "convex",
+                        "AMEX:TAIL": "convex", "AMEX:SVXY": "concave"}
+    # The curvature of each product's weekday returns on the equal-weight market's: a quadratic
+    # fit over three years has the payoff's sign; a linear stock's is far smaller.
+    returns = (
+        market.bars(date(2021, 1, 1), date(2023, 12, 31)).sort("symbol", "date")
+        .with_columns(ret=pl.col("close").log().diff().over("symbol"))
+        .filter(pl.col("date").dt.weekday() <= 5)
+    )
+    ew = returns.group_by("date").agg(pl.col("ret").mean().alias("market"))
+
+    def curvature(symbol: str) -> float:
+        joined = rows_of(returns, symbol).join(ew, on="date").drop_nulls("ret")
+        return float(np.polyfit(joined["market"].to_numpy(), joined["ret"].to_numpy(), 2)[0])
+
+    curvatures = {symbol: curvature(symbol) for symbol in labelled}
+    assert all(curvatures[s] > 0 for s, kind in labelled.items() if kind == "convex"), curvatures
+    assert curvatures["AMEX:SVXY"] < 0, curvatures
+    assert abs(curvature("NASDAQ:AAPL")) < min(abs(c) for c in curvatures.values())
+
+
 # ---------------------------------------------------------------------------------------------
 # The MarketSource: scan filters, sort, limit, errors.
 # ---------------------------------------------------------------------------------------------
