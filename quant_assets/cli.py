@@ -133,7 +133,9 @@ def _run(args: argparse.Namespace) -> int:
     regime = result.regime
     print(f"\n=== {end} ===")
     print(f"Regime: {regime['regime']}  (short vol {regime['vol_short']:.1%}, long vol "
-          f"{regime['vol_long']:.1%}, ratio {regime['vol_ratio']:.2f})")
+          f"{regime['vol_long']:.1%}, ratio {regime['vol_ratio']:.2f}"
+          + (f", dispersion ratio {regime['dispersion_ratio']:.2f})" if regime.get("dispersion_ratio") is not None
+             else ")"))
     print(f"Signals: {result.signals.height} selected "
           f"({(result.signals['direction'] == 'LONG').sum()} LONG, "
           f"{(result.signals['direction'] == 'SHORT').sum()} SHORT)")

@@ -194,8 +194,9 @@ def draw_regime_history(history: pl.DataFrame) -> Figure:
     ----------
     history : polars.DataFrame
         One row per date: ``date`` (Date, no duplicates, any order), ``regime`` (QUIET | NORMAL
-        | CRISIS), ``vol_short``, ``vol_long`` (annualised fractions), ``vol_ratio``. Null or NaN
-        volatilities leave gaps in the lines.
+        | CRISIS), ``vol_short``, ``vol_long`` (annualised fractions), ``vol_ratio``, optionally
+        ``dispersion_ratio`` (drawn beside ``vol_ratio``). Null or NaN values leave gaps in the
+        lines.
 
     Returns
     -------
@@ -231,6 +232,10 @@ def draw_regime_history(history: pl.DataFrame) -> Figure:
     short_line, = vol_ax.plot(dates, _floats(frame, "vol_short"), color="#b03030", label="short vol", **line)
     long_line, = vol_ax.plot(dates, _floats(frame, "vol_long"), color="#202020", label="long vol", **line)
     ratio_ax.plot(dates, _floats(frame, "vol_ratio"), color="#202020", **line)
+    ratio_lines = []
+    if "dispersion_ratio" in frame.columns:  # the cross-section's ratio, which the label also follows
+        ratio_lines = ratio_ax.plot(dates, _floats(frame, "dispersion_ratio"), color="#3b6ea8",
+                                    label="dispersion ratio", **line)
     ratio_ax.axhline(1.0, color="#707070", linewidth=0.6, linestyle="--")
 
     for ax in (vol_ax, ratio_ax):
@@ -245,7 +250,7 @@ def draw_regime_history(history: pl.DataFrame) -> Figure:
     # No offset ("2024-Dec" under the last tick): the title gives the dates.
     ratio_ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
 
-    handles = [short_line, long_line] + [
+    handles = [short_line, long_line, *ratio_lines] + [
         Patch(facecolor=c, edgecolor="#a0a0a0", linewidth=0.5, label=r) for r, c in REGIME_COLOURS.items()
     ]
     days = _count(len(labels), "day")

@@ -218,6 +218,14 @@ def test_draw_regime_history_legend_names_the_lines_and_all_three_regimes():
     assert [t.get_text() for t in legend.get_texts()] == ["short vol", "long vol", "QUIET", "NORMAL", "CRISIS"]
 
 
+def test_draw_regime_history_draws_the_dispersion_ratio_beside_the_vol_ratio():
+    history = _runs().with_columns(dispersion_ratio=pl.col("vol_ratio") * 0.5)
+    figure = draw_regime_history(history)
+    dispersion = figure.axes[1].get_lines()[1]
+    assert dispersion.get_ydata() == pytest.approx(history["dispersion_ratio"].to_numpy())
+    assert "dispersion ratio" in [t.get_text() for t in figure.legends[0].get_texts()]
+
+
 # correlation heatmap -------------------------------------------------------------------------
 
 
