@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import date, timedelta
 
 import numpy as np
@@ -83,30 +83,42 @@ def convex_legs(legs: pl.DataFrame, payoffs: pl.DataFrame) -> set[str]:
 
 @dataclass
 class Tally:
-    """Leg-days of one selection method."""
+    """Books, leg-days and picks of one selection method."""
 
+    books: int = 0
+    legs: int = 0
+    convex: int = 0
     picked: int = 0
     right: int = 0
     false_books: int = 0
 
-    def add(self, picked: set[str], truth: set[str]) -> None:
+    def add(self, picked: set[str], truth: set[str], legs: int) -> None:
+        """One book of ``legs`` legs: the aggressors ``picked`` and the truly convex legs."""
+        self.books, self.legs, self.convex = self.books + 1, self.legs + legs, self.convex + len(truth)
         self.picked += len(picked)
         self.right += len(picked & truth)
         self.false_books += bool(picked) and not truth
 
-    def row(self, positives: int) -> str:
-        precision = f"{self.right / self.picked:9.3f}" if self.picked else "      n/a"
-        recall = f"{self.right / positives:7.3f}" if positives else "    n/a"
-        return f"{self.picked:7d} {precision} {recall} {self.false_books:12d}"
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(*(a + b for a, b in zip(astuple(self), astuple(other))))
+
+    def precision(self) -> str:
+        return f"{self.right / self.picked:.3f}" if self.picked else "n/a"
+
+    def recall(self) -> str:
+        return f"{self.right / self.convex:.3f}" if self.convex else "n/a"
+
+    def row(self) -> str:
+        return (f"{self.books:6d} {self.legs:6d} {self.convex:6d} {self.picked:7d} {self.precision():>9} "
+                f"{self.recall():>7} {self.false_books:12d}")
 
 
-def score_seed(seed: int, settings: RiskSettings) -> tuple[int, int, int, Tally, Tally]:
-    """Books, legs and convex legs of one seed's sampled days, and each method's tally."""
+def score_seed(seed: int, settings: RiskSettings) -> tuple[Tally, Tally]:
+    """Ours and the baseline's tally over one seed's sampled days."""
     source = SyntheticSource(SyntheticMarketConfig(seed=seed))
     payoffs = source.market.payoffs
     configs = resolve_configs()
     ours, baseline = Tally(), Tally()
-    books = n_legs = positives = 0
     day = START
     while day <= END:
         universe = select_liquid_universe(fetch_raw_screen(source, configs, day).frame, configs)
@@ -126,11 +138,10 @@ def score_seed(seed: int, settings: RiskSettings) -> tuple[int, int, int, Tally,
                 covariance["session"][0], settings.lookback_days, symbols=symbols, min_observations=settings.min_observations,
                 directions=dict(zip(held["symbol"].to_list(), held["direction"].to_list())),
             ).complete(settings.min_coverage)
-            ours.add(set(book.filter(pl.col("sleeve") == "aggressor")["symbol"].to_list()), truth)
-            baseline.add(baseline_aggressors(panel.values, list(panel.symbols), settings), truth)
-            books, n_legs, positives = books + 1, n_legs + book.height, positives + len(truth)
+            ours.add(set(book.filter(pl.col("sleeve") == "aggressor")["symbol"].to_list()), truth, book.height)
+            baseline.add(baseline_aggressors(panel.values, list(panel.symbols), settings), truth, book.height)
         day += timedelta(days=STEP_DAYS)
-    return books, n_legs, positives, ours, baseline
+    return ours, baseline
 
 
 def main() -> None:
@@ -140,19 +151,15 @@ def main() -> None:
           f"assets build them ({REGIME} core share), {len(SEEDS)} market seeds")
     print(f"  {'seed':>6} {'method':<34} {'books':>6} {'legs':>6} {'convex':>6} {'picked':>7} {'precision':>9} "
           f"{'recall':>7} {'false books':>12}")
-    pooled = {"ours": Tally(), "baseline": Tally()}
-    totals = [0, 0, 0]
+    labels = ("convexity to the market, bar 5 %", "skew + upper tail (replaced)")
+    pooled = (Tally(), Tally())
     for seed in SEEDS:
-        books, n_legs, positives, ours, baseline = score_seed(seed, settings)
-        totals = [totals[0] + books, totals[1] + n_legs, totals[2] + positives]
-        for name, tally, label in (("ours", ours, "convexity to the market, bar 5 %"),
-                                   ("baseline", baseline, "skew + upper tail (replaced)")):
-            print(f"  {seed:>6} {label:<34} {books:6d} {n_legs:6d} {positives:6d} {tally.row(positives)}")
-            for field in ("picked", "right", "false_books"):
-                setattr(pooled[name], field, getattr(pooled[name], field) + getattr(tally, field))
-    books, n_legs, positives = totals
-    for name, label in (("ours", "convexity to the market, bar 5 %"), ("baseline", "skew + upper tail (replaced)")):
-        print(f"  {'pooled':>6} {label:<34} {books:6d} {n_legs:6d} {positives:6d} {pooled[name].row(positives)}")
+        tallies = score_seed(seed, settings)
+        for label, tally in zip(labels, tallies):
+            print(f"  {seed:>6} {label:<34} {tally.row()}")
+        pooled = tuple(a + b for a, b in zip(pooled, tallies))
+    for label, tally in zip(labels, pooled):
+        print(f"  {'pooled':>6} {label:<34} {tally.row()}")
     print(f"  ({time.perf_counter() - started:.1f} s; 'false books': books given an aggressor with no convex leg)")
 
 

@@ -39,7 +39,7 @@ from quant_assets.orchestration.runner import materialise_days
 from quant_assets.reporting.charts import render_png
 from quant_assets.sources.synthetic import SyntheticMarketConfig, SyntheticSource
 
-from benchmarks.bench_aggressors import convex_legs
+from benchmarks.bench_aggressors import Tally, convex_legs
 
 START, END = date(2022, 1, 1), date(2026, 11, 29)
 DAYS = [START + timedelta(days=i) for i in range((END - START).days + 1)]
@@ -66,10 +66,11 @@ def _backtest_in_its_own_process(root: Path) -> float:
     return float(done.stdout.split()[-1])
 
 
-def sleeve_days(store: PartitionStore) -> pl.DataFrame:
+def sleeve_days(store: PartitionStore, weights: dict[date, pl.DataFrame]) -> pl.DataFrame:
     """Per day and sleeve of the barbell book: the weight held, the contribution earned, the
-    decision's regime and the hidden regime of the day."""
-    sleeves = pl.concat(store.read_many("barbell_weights", DAYS, ["date", "symbol", "direction", "sleeve"]).values())
+    decision's regime and the hidden regime of the day (``weights``: the barbell_weights
+    partitions)."""
+    sleeves = pl.concat(weights.values())
     held = pl.concat(store.read_many("portfolio_returns", DAYS, ["date", "book", "decided_on", "regime", "legs"],
                                      where=pl.col("book") == "barbell").values())
     truth = SyntheticSource(SyntheticMarketConfig()).market.regime_path(START, END).rename({"regime": "hidden"})
@@ -98,20 +99,16 @@ def sleeve_table(days: pl.DataFrame, regime: str) -> pl.DataFrame:
     )
 
 
-def aggressor_scores(store: PartitionStore) -> str:
+def aggressor_scores(weights: dict[date, pl.DataFrame]) -> str:
     """Precision and recall of the five years' aggressors against the known payoffs."""
     payoffs = SyntheticSource(SyntheticMarketConfig()).market.payoffs
-    books = store.read_many("barbell_weights", DAYS, ["symbol", "direction", "sleeve"])
-    picked = right = positives = false_books = 0
-    for book in books.values():
-        truth = convex_legs(book, payoffs)
-        aggressors = set(book.filter(pl.col("sleeve") == "aggressor")["symbol"].to_list())
-        picked, right, positives = picked + len(aggressors), right + len(aggressors & truth), positives + len(truth)
-        false_books += bool(aggressors) and not truth
-    precision = f"{right / picked:.3f}" if picked else "n/a"
-    recall = f"{right / positives:.3f}" if positives else "n/a"
-    return (f"{len(books)} books, {positives} convex leg-days, {picked} aggressor leg-days picked: precision "
-            f"{precision}, recall {recall}; {false_books} books given an aggressor with no convex leg")
+    tally = Tally()
+    for book in weights.values():
+        tally.add(set(book.filter(pl.col("sleeve") == "aggressor")["symbol"].to_list()),
+                  convex_legs(book, payoffs), book.height)
+    return (f"{tally.books} books, {tally.convex} convex leg-days, {tally.picked} aggressor leg-days picked: "
+            f"precision {tally.precision()}, recall {tally.recall()}; {tally.false_books} books given an "
+            "aggressor with no convex leg")
 
 
 def main() -> None:
@@ -137,8 +134,9 @@ def main() -> None:
         store = PartitionStore(root)
         daily = history(store)
         by_regime = performance_by_regime(daily)
-        sleeves = sleeve_days(store)
-        selection = aggressor_scores(store)
+        weights = store.read_many("barbell_weights", DAYS, ["date", "symbol", "direction", "sleeve"])
+        sleeves = sleeve_days(store, weights)
+        selection = aggressor_scores(weights)
         picture = Path(tempfile.gettempdir(), "quant_assets_tearsheet_5y.png")
         picture.write_bytes(render_png(tearsheet(daily)[0]))
 

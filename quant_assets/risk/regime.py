@@ -236,7 +236,7 @@ def detect_regimes(
 
     vol_short = _GAUSSIAN_ABS_TO_STD * _ewma(np.abs(r), config.short_halflife)
     vol_long = _GAUSSIAN_ABS_TO_STD * _ewma(np.abs(r), config.long_halflife)
-    ratio = np.divide(vol_short, vol_long, out=np.ones_like(r), where=vol_long > 0.0)
+    ratio = _ratio(vol_short, vol_long)
     columns: dict[str, Any] = {"vol_ratio": ratio}
     dispersion_ratio = None
     if dispersion is not None:
@@ -245,7 +245,7 @@ def detect_regimes(
             raise ValidationError(f"dispersion must have shape ({r.size},), got {spread.shape}")
         if np.isinf(spread).any() or (spread < 0.0).any():
             raise ValidationError("dispersion must be non-negative and finite (NaN where undefined)")
-        dispersion_ratio = _ewma_ratio(spread, config)
+        dispersion_ratio = _ratio(_ewma(spread, config.short_halflife), _ewma(spread, config.long_halflife))
         columns["dispersion_ratio"] = dispersion_ratio
     annual = np.sqrt(config.periods_per_year)
     frame = pl.DataFrame(
@@ -325,10 +325,9 @@ def _ewma(x: np.ndarray, halflife: float) -> np.ndarray:
     return np.divide(total, weights, out=np.full(x.shape, np.nan), where=weights > 0.0)
 
 
-def _ewma_ratio(x: np.ndarray, config: RegimeConfig) -> np.ndarray:
-    """Short over long EWMA of ``x``: 1.0 while the long one is 0, NaN before the first value."""
-    short, long = _ewma(x, config.short_halflife), _ewma(x, config.long_halflife)
-    ratio = np.divide(short, long, out=np.ones_like(x), where=long > 0.0)
+def _ratio(short: np.ndarray, long: np.ndarray) -> np.ndarray:
+    """``short / long`` of two EWMAs: 1.0 while the long one is 0, NaN before its first value."""
+    ratio = np.divide(short, long, out=np.ones_like(short), where=long > 0.0)
     ratio[np.isnan(long)] = np.nan
     return ratio
 
