@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.installed-test
 export QUANT_ASSETS_LAKEHOUSE ?= $(CURDIR)/data/lakehouse
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: install browser run test ui bench clean
+.PHONY: install browser postgres run test ui bench clean
 
 install: $(STAMP)
 
@@ -42,7 +42,20 @@ browser:
 			|| echo "browser test will skip: apt-get install chromium chromium-driver failed"; \
 	fi
 
-test: $(TEST_STAMP) browser
+# Debian's PostgreSQL server for the tests that put Dagster's instance on Postgres
+# (quant_assets_tests/servers.py starts a throwaway cluster on 127.0.0.1 and deletes it after).
+# Installed only where missing and only as root with apt-get; otherwise this says why and those
+# tests skip with their reason.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v pg_ctl >/dev/null; then :; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "Postgres tests will skip: the PostgreSQL server is missing and cannot apt-get install it (needs root and apt-get)"; \
+	else \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+			|| echo "Postgres tests will skip: apt-get install postgresql failed"; \
+	fi
+
+test: $(TEST_STAMP) browser postgres
 	$(BIN)/python -m pytest -q
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

@@ -8,6 +8,7 @@ from benchmarks import (
     bench_backtest,
     bench_catalog,
     bench_chart_feed,
+    bench_deploy,
     bench_discovery,
     bench_regime,
     bench_risk,
@@ -18,7 +19,7 @@ from benchmarks import (
 
 def main() -> None:
     for module in (bench_synthetic, bench_discovery, bench_screening, bench_risk, bench_regime, bench_aggressors,
-                   bench_catalog, bench_backfill, bench_backtest, bench_chart_feed):
+                   bench_catalog, bench_backfill, bench_backtest, bench_chart_feed, bench_deploy):
         print(f"\n## {module.__name__}\n", flush=True)
         module.main()
 

@@ -32,3 +32,7 @@ class OptimisationError(QuantAssetsError):
 
 class LakehouseError(QuantAssetsError):
     """A partition could not be written, read or found in the lakehouse."""
+
+
+class AlertDeliveryError(QuantAssetsError):
+    """An alert could not be delivered to its webhook after the allowed attempts."""

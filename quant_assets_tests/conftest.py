@@ -1,16 +1,34 @@
 """Tests run isolated from the developer's environment: no DAGSTER_HOME, lakehouse root,
-configs directory, live-scanner URL or cookie."""
+configs directory, live-scanner URL, cookie or Postgres instance. Tests that need Postgres ask
+for ``postgres_db``: a database of its own on a throwaway server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from quant_assets_tests.servers import ISOLATED_ENV, PostgresDatabase, PostgresServer, ServerUnavailableError, postgres_server
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # `make` exports DAGSTER_HOME and the lakehouse for `make run`/`make ui`; a test must write
-    # only under tmp_path, record runs in an ephemeral instance and never reach the internet.
-    for name in ("DAGSTER_HOME", "QUANT_ASSETS_LAKEHOUSE", "QUANT_ASSETS_CONFIGS",
-                 "QUANT_ASSETS_TRADINGVIEW_URL", "QUANT_ASSETS_TRADINGVIEW_COOKIE",
-                 "QUANT_ASSETS_TRADINGVIEW_CHART_URL"):
+    for name in ISOLATED_ENV:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the session (initdb and start take seconds); stopped and
+    deleted at its end. Skips, saying what is missing, where the server cannot run."""
+    try:
+        with postgres_server() as server:
+            yield server
+    except ServerUnavailableError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def postgres_db(postgres_cluster: PostgresServer) -> PostgresDatabase:
+    """A fresh database and owner on the session's server: no test sees another's runs."""
+    return postgres_cluster.create_database()

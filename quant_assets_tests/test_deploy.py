@@ -1,13 +1,16 @@
 """The deploy/ configurations: the local instance has the settings it claims, the Postgres
-instance and the Helm values' instance settings pass dagster's instance schema (a misspelt key
-fails), and the image pins the dagster libraries of the installed dagster."""
+instance works against a real PostgreSQL server (quant_assets_tests/servers.py), it and the Helm
+values' instance settings pass dagster's instance schema (a misspelt key fails), and the image
+installs the `deploy` extra under requirements.lock, which pins every package it brings.
+test_helm_values.py checks the rest of the Helm values."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-from importlib.metadata import version
+import tomllib
+from importlib import import_module
+from importlib.metadata import distribution, version
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +22,18 @@ from dagster._core.instance.config import PoolGranularity, dagster_instance_conf
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.storage.tags import BACKFILL_ID_TAG
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from quant_assets.orchestration.assets import ASSETS, SCREENER_POOL
+from quant_assets_tests.servers import PG_ENV
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "deploy"
 LOCAL = DEPLOY / "local" / "dagster.yaml"
 POSTGRES = DEPLOY / "postgres" / "dagster.yaml"
 VALUES = DEPLOY / "k8s" / "values.yaml"
 DOCKERFILE = DEPLOY / "k8s" / "Dockerfile"
-PG_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD")
 
 
 def _home(tmp_path: Path, config: Path | str | dict[str, Any]) -> str:
@@ -108,9 +114,9 @@ def test_instance_schema_rejects_a_misspelt_key(tmp_path, path, key, typo):
 
 
 def test_postgres_instance_is_the_local_one_with_storage_on_postgres(tmp_path):
-    """dagster-postgres is not installed here, so the storage classes are not instantiated. The
-    whole file is still checked: `storage: postgres` has its schema in dagster itself, and the
-    instance ref names the classes each storage would load."""
+    """Without a server: the file passes the instance schema, its storages are dagster-postgres's
+    classes and load (the package is installed), and apart from `storage` it is the local file.
+    test_postgres_instance_runs_against_a_local_server connects them to a real server."""
     home = _home(tmp_path, POSTGRES)
     config, _ = dagster_instance_config(home)
     database = config["storage"]["postgres"]["postgres_db"]
@@ -125,19 +131,18 @@ def test_postgres_instance_is_the_local_one_with_storage_on_postgres(tmp_path):
         ("dagster_postgres", "PostgresEventLogStorage"),
         ("dagster_postgres", "PostgresScheduleStorage"),
     }
+    for data in storages:  # what the instance imports when it loads, before it connects
+        assert isinstance(getattr(import_module(data.module_name), data.class_name), type), data
     postgres, local = _load(POSTGRES), _load(LOCAL)
     assert postgres.pop("storage") and postgres == local
 
 
-def test_postgres_instance_runs_against_a_local_server(tmp_path, monkeypatch):
-    """Runs only with dagster-postgres installed and DAGSTER_PG_* pointing at a throwaway
-    database on this machine (the five variables deploy/postgres/dagster.yaml reads)."""
-    pytest.importorskip("dagster_postgres")
-    if any(name not in os.environ for name in PG_ENV) or os.environ["DAGSTER_PG_HOST"] not in (
-        "127.0.0.1",
-        "localhost",
-    ):
-        pytest.skip("set DAGSTER_PG_* to a Postgres database on 127.0.0.1")
+def test_postgres_instance_runs_against_a_local_server(tmp_path, monkeypatch, postgres_db):
+    """deploy/postgres/dagster.yaml against a real PostgreSQL on 127.0.0.1 (a password login over
+    TCP, as from another machine): the storages connect and create their tables, a pooled
+    asset's run and events land in Postgres, and the pool takes the file's default limit."""
+    for name, value in postgres_db.env.items():
+        monkeypatch.setenv(name, value)
 
     @asset(pool=SCREENER_POOL)
     def pooled() -> int:
@@ -146,12 +151,23 @@ def test_postgres_instance_runs_against_a_local_server(tmp_path, monkeypatch):
     with DagsterInstance.from_config(_home(tmp_path, POSTGRES)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
         result = materialize([pooled], instance=instance)
         assert result.success
-        assert instance.get_run_by_id(result.run_id) is not None
         info = instance.event_log_storage.get_concurrency_info(SCREENER_POOL)
-        assert info.limit == 1 and not info.claimed_slots
+        assert info.limit == 1 and info.using_default_limit and not info.claimed_slots
+    # Read back with SQL, not through dagster: the rows are in this database.
+    assert postgres_db.query("SELECT status FROM runs WHERE run_id = %s", (result.run_id,)) == [("SUCCESS",)]
+    (materialised,) = postgres_db.query(
+        "SELECT asset_key FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+        (result.run_id,))
+    assert materialised == ('["pooled"]',)
+    assert postgres_db.query('SELECT "limit" FROM concurrency_limits WHERE concurrency_key = %s',
+                             (SCREENER_POOL,)) == [(1,)]
+    # The pool's one slot, free again after the step.
+    assert postgres_db.query("SELECT run_id, step_key FROM concurrency_slots WHERE concurrency_key = %s",
+                             (SCREENER_POOL,)) == [(None, None)]
 
 
 # --- deploy/k8s/values.yaml ---------------------------------------------------------------
@@ -305,14 +321,51 @@ def _pip_install(dockerfile: str) -> str:
     return line
 
 
-def test_dockerfile_pins_the_dagster_libraries_of_the_installed_dagster():
-    major, minor, patch = version("dagster").split(".")
-    library = f"0.{int(minor) + 16}.{patch}"  # dagster 1.13.28 ships its libraries as 0.29.28
+def _installed_tree(name: str, extras: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Every distribution ``name[extras]`` pulls in, as installed here: {canonical name: version}.
+    Markers are evaluated for this interpreter (the image's: Linux, CPython 3.11)."""
+    tree: dict[str, str] = {}
+    todo, seen = [(canonicalize_name(name), extras)], set()
+    while todo:
+        dist_name, wanted = todo.pop()
+        if (dist_name, wanted) in seen:  # a package asked for with other extras is walked again
+            continue
+        seen.add((dist_name, wanted))
+        dist = distribution(dist_name)
+        tree[dist_name] = dist.version
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if not req.marker or any(req.marker.evaluate({"extra": e}) for e in ("", *wanted)):
+                todo.append((canonicalize_name(req.name), frozenset(req.extras)))
+    return tree
+
+
+def test_dockerfile_installs_the_deploy_extra_under_the_lock():
     dockerfile = DOCKERFILE.read_text()
-    install = _pip_install(dockerfile)
-    assert "-c requirements.lock ." in install  # one resolution, under the lock
-    for name in ("dagster-k8s", "dagster-postgres"):
-        assert re.search(rf"\b{name}==(\S+)", install).group(1) == library, name
-    assert re.search(r"\bs3fs==(\S+)", install).group(1) == version("fsspec")  # released together
+    # One resolution under the lock, no version written twice: the image takes its versions
+    # from pyproject.toml and requirements.lock like every other install.
+    assert _pip_install(dockerfile).split() == ["RUN", "pip", "install", "-c", "requirements.lock", "'.[deploy]'"]
+    assert re.search(r"^COPY pyproject\.toml requirements\.lock README\.md \./$", dockerfile, re.M)
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
     assert '"-m", "quant_assets.definitions"' in dockerfile
+    # `-c` constrains only what the lock names: anything missing from it would install at
+    # whatever version is newest on the day of the build.
+    lock = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            pinned, _, locked = line.partition("==")
+            lock[canonicalize_name(pinned)] = locked.strip()
+    tree = _installed_tree("quant_assets", frozenset({"deploy"}))
+    del tree["quant-assets"]  # the project itself, from the build context
+    assert {"dagster-k8s", "dagster-postgres", "s3fs", "kubernetes", "psycopg2-binary", "aiobotocore"} <= set(tree)
+    assert {name: tree[name] for name in tree if lock.get(name) != tree[name]} == {}
+
+
+def test_deploy_extra_pairs_the_dagster_libraries_with_dagster():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = dict(re.fullmatch(r"([\w.-]+)==(\S+)", r).groups() for r in project["dependencies"] + project[
+        "optional-dependencies"]["deploy"] if "==" in r)
+    major, minor, patch = pins["dagster"].split(".")
+    library = f"0.{int(minor) + 16}.{patch}"  # dagster 1.13.27 ships its libraries as 0.29.27
+    assert pins["dagster-k8s"] == pins["dagster-postgres"] == library
+    assert pins["s3fs"] == version("fsspec")  # s3fs and fsspec are released together

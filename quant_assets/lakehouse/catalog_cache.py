@@ -18,7 +18,12 @@ Correct by construction:
   extend it, else by a build from scratch;
 - folders unused for an hour are removed;
 - a lakehouse that cannot be written (a read-only mount) still answers: the index is built in
-  memory. Object stores (``s3://...``) are served the same way, without a cache.
+  memory.
+
+On an object store (``s3://...``), which has neither rename nor links, each table is one object
+written whole (one upload, :func:`~quant_assets.lakehouse.store.write_bytes_atomic`), so a
+folder whose publication was cut short lacks a table and is a miss, as above; ``current`` is
+an object holding the newest key; folders whose newest object is over an hour old are removed.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import time
 import uuid
@@ -33,10 +39,22 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
+from upath import UPath
 
+from quant_assets.errors import LakehouseError
 from quant_assets.lakehouse import catalog, catalog_index
 from quant_assets.lakehouse.catalog_index import CatalogFile, CatalogIndex, build_index, update_index
-from quant_assets.lakehouse.store import PartitionStore, PartitionVersion, is_local, parquet_bytes, read_version
+from quant_assets.lakehouse.store import (
+    PartitionStore,
+    PartitionVersion,
+    is_local,
+    parquet_bytes,
+    read_blobs,
+    read_version,
+    store_errors,
+    write_blobs,
+    write_bytes_atomic,
+)
 
 CACHE_DIR = "_cache"
 CATALOG_DIR = "catalog"
@@ -63,8 +81,9 @@ def index_key(files: list[CatalogFile]) -> str:
     return hashlib.sha256(f"{CODE_FINGERPRINT}\n{names}".encode()).hexdigest()[:16]
 
 
-def cache_folder(store: PartitionStore) -> Path:
-    return Path(str(store.root / CACHE_DIR / CATALOG_DIR))
+def cache_folder(store: PartitionStore) -> Path | UPath:
+    folder = store.root / CACHE_DIR / CATALOG_DIR
+    return Path(str(folder)) if is_local(store.root) else folder
 
 
 def load_index(store: PartitionStore, versions: list[PartitionVersion] | None = None) -> CatalogIndex:
@@ -81,8 +100,6 @@ def load_index(store: PartitionStore, versions: list[PartitionVersion] | None = 
     def read(file: CatalogFile) -> pl.DataFrame:
         return read_version(store.partition_dir("metadata_catalog", file.date) / file.name)
 
-    if not is_local(store.root):
-        return build_index(files, read)
     folder, key = cache_folder(store), index_key(files)
     index = _load(folder / key, key)
     if index is not None:
@@ -90,17 +107,25 @@ def load_index(store: PartitionStore, versions: list[PartitionVersion] | None = 
     base_key = _current_key(folder)
     base = _load(folder / base_key, base_key) if base_key else None
     index = update_index(base, files, read) if base is not None else build_index(files, read)
-    _publish(folder, key, index)
+    if isinstance(folder, Path):
+        _publish(folder, key, index)
+    else:
+        _publish_remote(folder, key, index)
     return index
 
 
-def _load(path: Path, key: str) -> CatalogIndex | None:
+def _load(path: Path | UPath, key: str) -> CatalogIndex | None:
     """The index published at ``path``, or None when any table is missing, unreadable or not
     of state ``key``."""
     tables = {}
-    for name in CatalogIndex.TABLES:
+    try:
+        blobs = read_blobs([path / f"{name}.parquet" for name in CatalogIndex.TABLES], missing_ok=True)
+    except LakehouseError:
+        return None
+    for name, data in zip(CatalogIndex.TABLES, blobs):
+        if data is None:
+            return None
         try:
-            data = (path / f"{name}.parquet").read_bytes()
             buffer = io.BytesIO(data)
             if (pq.read_metadata(buffer).metadata or {}).get(KEY_FIELD.encode()) != key.encode():
                 return None
@@ -111,11 +136,53 @@ def _load(path: Path, key: str) -> CatalogIndex | None:
     return CatalogIndex(**tables)
 
 
-def _current_key(folder: Path) -> str | None:
+def _current_key(folder: Path | UPath) -> str | None:
+    if isinstance(folder, Path):
+        try:
+            return os.readlink(folder / CURRENT)
+        except OSError:
+            return None
     try:
-        return os.readlink(folder / CURRENT)
-    except OSError:
+        data = read_blobs([folder / CURRENT], missing_ok=True)[0]
+    except LakehouseError:
         return None
+    key = (data or b"").decode(errors="replace").strip()
+    return key if re.fullmatch(r"[0-9a-f]{16}", key) else None
+
+
+def _publish_remote(folder: UPath, key: str, index: CatalogIndex) -> None:
+    """:func:`_publish` on an object store: every table, then ``current``; skipped quietly
+    where the bucket cannot be written. Writers of one key write the same bytes."""
+    try:
+        write_blobs([(folder / key / f"{name}.parquet", parquet_bytes(getattr(index, name), {KEY_FIELD: key}))
+                     for name in CatalogIndex.TABLES])
+        write_bytes_atomic(key.encode(), folder / CURRENT)  # once every table is in place
+        _clean_remote(folder, keep={key})
+    except store_errors():
+        return
+
+
+def _clean_remote(folder: UPath, keep: set[str]) -> None:
+    """Remove the states whose newest object is older than :data:`MAX_AGE_S`."""
+    fs = folder.fs
+    base = fs._strip_protocol(str(folder)).rstrip("/") + "/"
+    newest: dict[str, float] = {}
+    objects: dict[str, list[str]] = {}
+    for name, info in fs.find(base, detail=True).items():
+        state = name.removeprefix(base).split("/")[0]
+        if state == CURRENT or state in keep or "/" not in name.removeprefix(base):
+            continue
+        stamp = info.get("LastModified") or info.get("mtime") or info.get("created")
+        stamp = stamp.timestamp() if hasattr(stamp, "timestamp") else stamp
+        if not isinstance(stamp, (int, float)):
+            stamp = time.time()  # a store that dates nothing: never removed
+        newest[state] = max(newest.get(state, 0.0), float(stamp))
+        objects.setdefault(state, []).append(name)
+    now, current = time.time(), _current_key(folder)
+    old = [name for state, names in objects.items() if state != current and now - newest[state] > MAX_AGE_S
+           for name in names]
+    if old:
+        fs.rm(old)
 
 
 def _publish(folder: Path, key: str, index: CatalogIndex) -> None:

@@ -19,7 +19,7 @@ from upath import UPath
 from quant_assets.lakehouse.bars_cache import BARS_DIR
 from quant_assets.lakehouse.catalog_cache import CACHE_DIR
 from quant_assets.lakehouse.contracts import CONTRACTS, contract_problems
-from quant_assets.lakehouse.store import PartitionStore, parse_version, partition_day
+from quant_assets.lakehouse.store import PartitionStore, parse_version, partition_day, root_holds_data
 
 #: A temporary file this old is an interrupted write, not one in progress.
 STALE_TEMP_S = 3600.0
@@ -38,9 +38,15 @@ class Finding:
 
 
 def examine(store: PartitionStore) -> list[Finding]:
-    """Every stray, corrupt, legacy or off-contract file of the lakehouse, sorted by path."""
+    """Every stray, corrupt, legacy or off-contract file of the lakehouse, sorted by path.
+
+    Raises
+    ------
+    LakehouseError
+        The lakehouse's store refuses to list it (no bucket, credentials denied), naming it.
+    """
     findings: list[Finding] = []
-    if not store.root.exists():
+    if not root_holds_data(store.root):  # raises, naming the root, if the store refuses to say
         return [Finding(store.root, "stray", "no lakehouse here")]
     for entry in store.root.iterdir():
         if entry.name in CONTRACTS:

@@ -32,8 +32,10 @@ DATE) is read as UTC whatever the session's time zone.
 What a query may do: one SELECT (or WITH ... SELECT) statement, refused otherwise; the
 connection reads only files under the lakehouse root (DuckDB's external access is off but for
 that directory) and its configuration is locked, so no query can write, attach, read other
-files or change a setting. :func:`export` writes the same views and macros into a DuckDB file
-for any DuckDB client.
+files or change a setting. A root on an object store (``s3://bucket/lake``) is read through
+the lakehouse's own fsspec file system, registered with DuckDB (no extension, no download, the
+credentials the file system finds), under the same limits. :func:`export` writes the same views
+and macros into a DuckDB file for any DuckDB client.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ from quant_assets.errors import LakehouseError, ValidationError
 from quant_assets.lakehouse.catalog import TRACKED_ATTRIBUTES
 from quant_assets.lakehouse.catalog_cache import CACHE_DIR, CATALOG_DIR, CURRENT, load_index
 from quant_assets.lakehouse.contracts import BOOKS, CONTRACTS, PERIODS_PER_YEAR, REGIMES, SHARPE_WINDOW
-from quant_assets.lakehouse.store import VERSION_FILE, PartitionStore, PartitionVersion, is_local
+from quant_assets.lakehouse.remote_fs import VersionFileSystem
+from quant_assets.lakehouse.store import VERSION_FILE, PartitionStore, PartitionVersion, is_local, root_holds_data
 
 ASSETS: tuple[str, ...] = tuple(CONTRACTS)
 
@@ -463,21 +466,26 @@ def connect(root: str | os.PathLike[str] | None = None) -> LakehouseConnection:
     Raises
     ------
     LakehouseError
-        There is no lakehouse at ``root``.
+        There is no lakehouse at ``root``, or its store refuses to list it (no bucket,
+        credentials denied), naming the root.
     """
     store = PartitionStore(root)
-    if not store.root.exists():
+    if not root_holds_data(store.root):
         raise LakehouseError(
             f"no lakehouse at {store.root}: materialise some partitions first (quant-assets run), "
             f"or point --lakehouse / $QUANT_ASSETS_LAKEHOUSE at one")
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    # Never download an extension: an object store is read through its fsspec file system
+    # (s3fs, with the credentials it finds), registered below, not through DuckDB's httpfs.
+    con.execute("SET autoinstall_known_extensions = false")
     con.execute(_UTC)
     for asset in ASSETS:
         con.execute(_asset_macro(asset, _root_text(store)))
-    if is_local(store.root):
-        con.execute(f"SET allowed_directories = ['{_quoted(_root_text(store))}/']")
-        con.execute("SET enable_external_access = false")
+    if not is_local(store.root):
+        con.register_filesystem(VersionFileSystem(store.root.fs))
+    con.execute(f"SET allowed_directories = ['{_quoted(_root_text(store))}/']")
+    con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return LakehouseConnection(con, store)
 

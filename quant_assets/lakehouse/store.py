@@ -13,13 +13,24 @@ live partition is the latest version. Re-materialising with identical content wr
 Only names of exactly this shape are partitions: ``date=2026-06-12.bak/``, ``part-0.parquet``,
 temporary files and anything else are never read as data (``quant-assets doctor`` lists them).
 
-A version is written to a temporary name beside its target and renamed into place, so readers
-see it whole or not at all. The root is a local path or any fsspec URL (``s3://bucket/lake``);
-on object stores a single PUT is already all-or-nothing.
+Readers see a version whole or not at all. On a local disk it is written to a temporary name
+beside its target and renamed into place. The root may also be any fsspec URL
+(``s3://bucket/lake``): an object store has no rename, and needs none, since an object becomes
+visible only when its upload completes. A version's bytes are made in memory first and handed
+over whole (:func:`write_bytes_atomic`): with s3fs, one PUT below two parts' size
+(:data:`MULTIPART_PART_BYTES`), else a multipart upload, which S3 shows only at its
+CompleteMultipartUpload and which s3fs aborts when a part fails. A failure before or during
+the upload leaves no object and the previous versions as they were.
+
+On such a root every listing is one request to the store (fsspec's listings cache is off:
+another process may have written since), and a listing or read that the store refuses (no
+bucket, credentials denied) is a :class:`LakehouseError` naming the lakehouse root.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import io
 import os
@@ -31,6 +42,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
+from fsspec import AbstractFileSystem
+from fsspec.asyn import sync
 from upath import UPath
 
 from quant_assets.errors import LakehouseError
@@ -45,6 +58,11 @@ PARTITION_DIR = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 VERSION_FILE = re.compile(r"part-(\d{8}T\d{12}Z)-([0-9a-f]{12})\.parquet")
 _STAMP = "%Y%m%dT%H%M%S%fZ"  # the recorded time in a version's name
 _LOCAL = ("", "file", "local")
+#: The part size of multipart uploads to S3; a version under twice this size goes in one PUT.
+MULTIPART_PART_BYTES = 50 * 2**20
+_S3 = ("s3", "s3a")
+#: Requests in flight at once when reading or writing many files on an object store.
+_CONCURRENT_REQUESTS = 32
 
 
 def resolve_root(root: str | os.PathLike[str] | None = None) -> UPath:
@@ -53,7 +71,9 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> UPath:
     path = UPath(chosen)
     if path.protocol in _LOCAL:
         return UPath(Path(str(chosen).removeprefix("file://")).expanduser().resolve())
-    return path
+    # Listings must be fresh: other processes write partitions, and a cached listing would
+    # hide their versions (or show a file's old size and tag, failing its read).
+    return UPath(chosen, **{**path.storage_options, "use_listings_cache": False})
 
 
 def is_local(path: UPath | Path) -> bool:
@@ -87,13 +107,12 @@ def parquet_bytes(frame: pl.DataFrame, metadata: dict[str, str] | None = None) -
 
 def write_bytes_atomic(data: bytes, path: UPath | Path) -> None:
     """Write ``data`` to ``path`` so that readers never see a partial file (temporary file,
-    fsync, rename; one PUT on an object store)."""
+    fsync, rename; on an object store, one upload of the whole bytes)."""
     path = UPath(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not is_local(path):
-        with path.open("wb") as fh:
-            fh.write(data)
+        write_blobs([(path, data)])
         return
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(str(path)).with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "wb") as fh:
@@ -104,6 +123,41 @@ def write_bytes_atomic(data: bytes, path: UPath | Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_blobs(blobs: list[tuple[UPath | Path, bytes]]) -> None:
+    """:func:`write_bytes_atomic` for each (path, bytes), all on one file system; on an async
+    object store the uploads go concurrently. Each file is whole or absent; if one fails, the
+    others may have been written."""
+    if not blobs:
+        return
+    if is_local(blobs[0][0]):
+        for path, data in blobs:
+            write_bytes_atomic(data, path)
+        return
+    paths = [UPath(path) for path, _ in blobs]
+    fs = paths[0].fs
+    # Never ``with fs.open(path, "wb")``: fsspec's file commits on exit even when the block
+    # raised, publishing a partial object. ``pipe_file`` gets every byte at once: s3fs sends
+    # one PUT, or a multipart upload that it aborts on any error, so the object appears whole
+    # (at CompleteMultipartUpload) or not at all. No mkdir: object stores have no folders (and
+    # s3fs would create a missing bucket).
+    options = {"chunksize": MULTIPART_PART_BYTES} if _protocols(fs)[0] in _S3 else {}
+    if not getattr(fs, "async_impl", False):
+        for path, (_, data) in zip(paths, blobs):
+            fs.pipe_file(path.path, data, **options)
+        return
+
+    async def put_all() -> None:
+        limit = asyncio.Semaphore(_CONCURRENT_REQUESTS)
+
+        async def put(path: UPath, data: bytes) -> None:
+            async with limit:
+                await fs._pipe_file(path.path, data, **options)
+
+        await asyncio.gather(*(put(path, data) for path, (_, data) in zip(paths, blobs)))
+
+    sync(fs.loop, put_all)
 
 
 def write_parquet_atomic(frame: pl.DataFrame, path: UPath | Path, metadata: dict[str, str] | None = None) -> None:
@@ -175,14 +229,36 @@ def _entries(folder: UPath) -> list[UPath]:
                 return [Path(entry.path) for entry in it]  # type: ignore[misc]
         except (FileNotFoundError, NotADirectoryError):
             return []
-    return list(folder.iterdir()) if folder.exists() else []
+    return [folder / name for name in _remote_files(folder).get("", [])]
+
+
+def _remote_files(folder: UPath) -> dict[str, list[str]]:
+    """The objects under ``folder`` on an object store, as {sub-folder name ("" for ``folder``
+    itself): names of its files}: one recursive listing (one request per thousand objects on
+    S3), where a walk would ask once per folder. A prefix holding nothing is empty; a missing
+    bucket or refused credentials raise (``FileNotFoundError``, ``PermissionError``)."""
+    fs = folder.fs
+    base = fs._strip_protocol(str(folder)).rstrip("/")
+    parent, _, name = base.rpartition("/")
+    # s3fs asks, after an empty listing, whether the folder is itself a file (two requests
+    # more per new partition); a listing by key prefix from the parent does not.
+    found = fs.find(parent, prefix=f"{name}/") if folder.protocol in _S3 and parent else fs.find(base)
+    base += "/"
+    out: dict[str, list[str]] = {}
+    for name in found:
+        parts = name.removeprefix(base).split("/") if name.startswith(base) else []
+        if len(parts) == 1:
+            out.setdefault("", []).append(parts[0])
+        elif len(parts) == 2:
+            out.setdefault(parts[0], []).append(parts[1])
+    return out
 
 
 def _listing(folder: UPath) -> list[tuple[UPath, list[str]]]:
     """Each sub-folder of ``folder`` with the names of its files: the partitions of an asset, read
     in one pass (thousands of folders: only names, no path objects, until one is needed)."""
     if not is_local(folder):
-        return [(sub, [f.name for f in sub.iterdir()]) for sub in _entries(folder) if sub.is_dir()]
+        return [(folder / sub, names) for sub, names in _remote_files(folder).items() if sub]
     out = []
     try:
         with os.scandir(str(folder)) as top:
@@ -199,6 +275,56 @@ def _listing(folder: UPath) -> list[tuple[UPath, list[str]]]:
     return out
 
 
+@functools.cache
+def store_errors() -> tuple[type[Exception], ...]:
+    """What a file system raises when its store cannot be reached or refuses a request:
+    ``OSError`` (s3fs turns S3's answers into one), and botocore's own errors, which s3fs
+    passes on as they are (no endpoint answering, no credentials found)."""
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:
+        return (OSError,)
+    return (OSError, BotoCoreError)
+
+
+def storage_error(root: UPath, doing: str, exc: Exception) -> LakehouseError:
+    """``exc``, raised while ``doing`` something in the lakehouse at ``root``, as a
+    :class:`LakehouseError` that names the root and what to check (never a credential: the
+    file system's message names none)."""
+    return LakehouseError(f"lakehouse {root}: cannot {doing}: {exc}{_hint(root, exc)}")
+
+
+def _hint(path: UPath | Path, exc: BaseException) -> str:
+    # A missing bucket needs none: s3fs says "The specified bucket does not exist".
+    if is_local(path):
+        return ""
+    if isinstance(exc, PermissionError):
+        return (" (access denied: check the credentials the file system finds, for s3 AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY, a profile or a role, and the bucket's policy)")
+    return ""
+
+
+def root_holds_data(root: UPath) -> bool:
+    """Whether anything is stored under ``root``.
+
+    Raises
+    ------
+    LakehouseError
+        The store refuses to say (no bucket, credentials denied), naming the root.
+    """
+    if is_local(root):
+        return root.exists()
+    try:
+        try:
+            return bool(root.fs.ls(root.path, detail=False))
+        except FileNotFoundError:
+            # An empty prefix and a missing bucket both read "not found" here; a recursive
+            # listing of nothing is cheap, and raises only for the missing bucket.
+            return bool(root.fs.find(root.path))
+    except store_errors() as exc:
+        raise storage_error(root, "list it", exc) from exc
+
+
 class PartitionStore:
     """Reads and writes versioned daily partitions of the lakehouse's assets."""
 
@@ -211,13 +337,21 @@ class PartitionStore:
 
     def versions(self, asset: str, day: date | str) -> list[PartitionVersion]:
         """Every version of a partition, oldest first."""
-        found = (parse_version(entry) for entry in _entries(self.partition_dir(asset, day)))
-        return sorted(v for v in found if v is not None)
+        folder = self.partition_dir(asset, day)
+        try:
+            entries = _entries(folder)
+        except store_errors() as exc:
+            raise storage_error(self.root, f"list {folder}", exc) from exc
+        return sorted(v for v in map(parse_version, entries) if v is not None)
 
     def all_versions(self, asset: str) -> dict[date, list[PartitionVersion]]:
         """Every version of every partition of ``asset``, by day (ascending), oldest first."""
         out: dict[date, list[PartitionVersion]] = {}
-        for folder, names in _listing(self.root / asset):
+        try:
+            listing = _listing(self.root / asset)
+        except store_errors() as exc:
+            raise storage_error(self.root, f"list {self.root / asset}", exc) from exc
+        for folder, names in listing:
             day = partition_day(folder.name)
             if day is None:
                 continue
@@ -297,8 +431,8 @@ class PartitionStore:
         path = self.partition_dir(asset, day) / version_name(stamp, digest)
         try:
             write_bytes_atomic(data, path)
-        except OSError as exc:
-            raise LakehouseError(f"{asset} {day}: could not write {path}: {exc}") from exc
+        except store_errors() as exc:
+            raise storage_error(self.root, f"write {asset} {day} to {path}", exc) from exc
         return PartitionVersion(stamp, digest, path)
 
     def read(
@@ -334,8 +468,11 @@ class PartitionStore:
                                  f"({len(missing)} missing under {self.root / asset})")
         paths = {str(live[d][-1].path): d for d in wanted}
         rows = pl.lit(True) if where is None else where
-        if not is_local(self.root) or not paths:
-            return {d: read_version(live[d][-1].path, columns).filter(rows) for d in wanted}
+        if not paths:
+            return {}
+        if not is_local(self.root):
+            blobs = read_blobs([live[d][-1].path for d in wanted])
+            return {d: _parquet(blob, live[d][-1].path, columns).filter(rows) for d, blob in zip(wanted, blobs)}
         try:
             frame = pl.scan_parquet(list(paths), include_file_paths="_file").select(*columns, "_file").filter(rows).collect()
         except (OSError, pl.exceptions.PolarsError) as exc:  # name the file that fails
@@ -348,8 +485,88 @@ class PartitionStore:
 
 def read_version(path: UPath, columns: list[str] | None = None) -> pl.DataFrame:
     """One version file as a frame; any failure is a :class:`LakehouseError` naming the file."""
+    if not is_local(path):
+        return _parquet(read_blobs([path])[0], path, columns)
     try:
         with path.open("rb") as fh:
             return pl.read_parquet(fh, columns=columns)
     except (OSError, pl.exceptions.PolarsError) as exc:
+        raise LakehouseError(f"cannot read {path}: {exc}") from exc
+
+
+def read_blobs(paths: list[UPath], missing_ok: bool = False) -> list[bytes | None]:
+    """The bytes of each of ``paths`` (all on one file system): on an object store one GET each,
+    sent together. A missing file is None if ``missing_ok``.
+
+    Raises
+    ------
+    LakehouseError
+        A file cannot be read, naming it.
+    """
+    if not paths:
+        return []
+    if is_local(paths[0]):
+        out: list[bytes | None] = []
+        for path in paths:
+            try:
+                out.append(Path(str(path)).read_bytes())
+            except FileNotFoundError:
+                if not missing_ok:
+                    raise LakehouseError(f"cannot read {path}: no such file") from None
+                out.append(None)
+            except OSError as exc:
+                raise LakehouseError(f"cannot read {path}: {exc}") from exc
+        return out
+    fs = paths[0].fs
+    got = _fetch(fs, [fs._strip_protocol(str(p)) for p in paths])
+    out = []
+    for path, blob in zip(paths, got):
+        if isinstance(blob, FileNotFoundError) and missing_ok:
+            out.append(None)
+        elif isinstance(blob, BaseException):
+            raise LakehouseError(f"cannot read {path}: {blob}{_hint(path, blob)}") from blob
+        else:
+            out.append(blob)
+    return out
+
+
+def _fetch(fs: AbstractFileSystem, keys: list[str]) -> list[bytes | BaseException]:
+    """The bytes of each key, or the error reading it: one GET each, concurrent on an async
+    file system. (``fs.cat(list)`` would first ask whether each key is a folder: two more
+    requests per file.)"""
+    if not getattr(fs, "async_impl", False):
+        out: list[bytes | BaseException] = []
+        for key in keys:
+            try:
+                out.append(fs.cat_file(key))
+            except store_errors() as exc:
+                out.append(exc)
+        return out
+
+    # s3fs would first ask each object's size (a HEAD) to split large ones into ranged GETs.
+    options = {"max_concurrency": 1} if _protocols(fs)[0] in _S3 else {}
+
+    async def gather() -> list[bytes | BaseException]:
+        limit = asyncio.Semaphore(_CONCURRENT_REQUESTS)
+
+        async def one(key: str) -> bytes | BaseException:
+            async with limit:
+                try:
+                    return await fs._cat_file(key, **options)
+                except store_errors() as exc:
+                    return exc
+
+        return await asyncio.gather(*(one(key) for key in keys))
+
+    return sync(fs.loop, gather)
+
+
+def _protocols(fs: AbstractFileSystem) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
+def _parquet(data: bytes | None, path: UPath, columns: list[str] | None) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(io.BytesIO(data or b""), columns=columns)
+    except pl.exceptions.PolarsError as exc:
         raise LakehouseError(f"cannot read {path}: {exc}") from exc

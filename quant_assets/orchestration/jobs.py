@@ -6,6 +6,7 @@ from typing import Any
 
 from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
+from quant_assets.orchestration.assets import ASSETS
 from quant_assets.orchestration.io_manager import ParquetIOManager
 from quant_assets.orchestration.resources import (
     CostsResource,
@@ -17,12 +18,18 @@ from quant_assets.orchestration.resources import (
 
 daily_workflow_job = define_asset_job(
     "daily_workflow",
-    selection=AssetSelection.all(),
+    # Every asset with its own checks. Not the freshness checks (freshness.py): they judge the
+    # newest day whenever they run, not the run's partition, and their sensor runs them.
+    selection=AssetSelection.all().without_checks()
+    | AssetSelection.checks(*(key for assets_def in ASSETS for key in assets_def.check_keys)),
     description="Screen, select, assess risk, allocate, catalog and account for one day.",
 )
 
-# Runs each partition shortly after its day closes (UTC); stopped until a user starts it.
-daily_workflow_schedule = build_schedule_from_partitioned_job(daily_workflow_job, hour_of_day=1)
+#: Hour (UTC) the schedule runs each partition after its day closes; freshness.py's deadline follows.
+DAILY_RUN_HOUR_UTC = 1
+
+# Stopped until a user starts it.
+daily_workflow_schedule = build_schedule_from_partitioned_job(daily_workflow_job, hour_of_day=DAILY_RUN_HOUR_UTC)
 
 
 def build_resources(

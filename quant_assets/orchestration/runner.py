@@ -74,7 +74,8 @@ def release_dead_runs(instance: DagsterInstance) -> list[str]:
     return released
 
 
-def _root_cause(error: Any) -> str:
+def root_cause(error: Any) -> str:
+    """The message of what broke under a step failure's error (a ``SerializableErrorInfo``)."""
     # Dagster wraps the user's exception in a step-execution error; its cause says what broke.
     while error.cls_name and error.cls_name.startswith("Dagster") and error.cause is not None:
         error = error.cause
@@ -132,7 +133,7 @@ def materialise_days(
             )
             if not result.success:
                 failures = [
-                    f"{ev.step_key}: {_root_cause(ev.event_specific_data.error)}"
+                    f"{ev.step_key}: {root_cause(ev.event_specific_data.error)}"
                     for ev in result.all_events
                     if ev.is_step_failure and ev.event_specific_data is not None
                 ]
