@@ -31,7 +31,7 @@ from pathlib import Path
 
 from quant_assets.lakehouse import sql
 from quant_assets.orchestration.assets import ASSETS
-from quant_assets_tests.s3_server import lakehouse_on, s3_server
+from quant_assets_tests.s3_server import AWS_ISOLATION, lakehouse_on, s3_server
 from quant_assets_tests.servers import (
     BACKFILL,
     LAUNCH_BACKFILL,
@@ -147,7 +147,8 @@ def ninety_days(tmp: Path) -> None:
             server = stack.enter_context(s3_server())
             root = server.create_bucket("bench") + "/lakehouse"
             dev = stack.enter_context(dagster_dev_server(tmp / "remote", POSTGRES_INSTANCE,
-                                                         env={**server.aws_variables(), **db.env}, lakehouse=root))
+                                                         env={**AWS_ISOLATION, **server.aws_variables(), **db.env},
+                                                         lakehouse=root))
             remote_s = _backfill(dev, NINETY, 3600)
             with lakehouse_on(server, root):
                 remote_p50 = _as_of_p50(root, NINETY)

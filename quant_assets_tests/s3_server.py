@@ -23,8 +23,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from quant_assets_tests.servers import free_port, stop_process_group
 
 REGION = "us-east-1"
 #: Every variable through which botocore could find other credentials, an endpoint or a
@@ -48,12 +48,6 @@ AWS_CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_S
                "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_REGION")
 _START_TIMEOUT_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -139,19 +133,6 @@ def _create_user(endpoint: str) -> tuple[str, str]:
     return key["AccessKeyId"], key["SecretAccessKey"]
 
 
-def _stop(process: subprocess.Popen) -> None:
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @contextmanager
 def s3_server(log_dir: str | os.PathLike[str] | None = None) -> Iterator[S3Server]:
     """Start ``python -m moto.server`` on 127.0.0.1 and a free port, make an IAM user, turn
@@ -160,7 +141,7 @@ def s3_server(log_dir: str | os.PathLike[str] | None = None) -> Iterator[S3Serve
     with tempfile.TemporaryDirectory(prefix="moto-") as scratch:
         for attempt in range(3):  # another process may take the free port before the server does
             log = Path(log_dir or scratch) / f"moto-{uuid.uuid4().hex[:8]}.log"
-            port = _free_port()
+            port = free_port()
             endpoint = f"http://127.0.0.1:{port}"
             # The server's own environment holds no credential: it needs none.
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -178,7 +159,7 @@ def s3_server(log_dir: str | os.PathLike[str] | None = None) -> Iterator[S3Serve
                 yield S3Server(endpoint, access_key_id, secret, log=log)
                 return
             finally:
-                _stop(process)
+                stop_process_group(process)
 
 
 def forget_s3_clients() -> None:

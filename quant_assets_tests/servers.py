@@ -289,7 +289,8 @@ class DagsterDev:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _stop_group(process: subprocess.Popen) -> None:
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop ``process`` and its group (started with ``start_new_session``): SIGTERM, then SIGKILL."""
     for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
         try:
             os.killpg(process.pid, sig)
@@ -337,4 +338,4 @@ def dagster_dev_server(workdir: Path, instance: Path = LOCAL_INSTANCE, env: Mapp
             time.sleep(1)
         yield DagsterDev(port, server.pid, home, lake, log_path)
     finally:
-        _stop_group(server)
+        stop_process_group(server)
