@@ -67,7 +67,7 @@ def test_each_partition_of_a_range_run_gets_its_own_metadata(single_run):
     newest, oldest = DAYS[-1].isoformat(), DAYS[0].isoformat()
     for name, picture in (("barbell_weights", "weights_by_sleeve"), ("regime", "regime_history"),
                           ("covariance", "correlation"), ("portfolio_returns", "tearsheet")):
-        assert metadata[(name, newest)][picture].value.startswith(f"![")
+        assert metadata[(name, newest)][picture].value.startswith("![")
         assert "data:image/png;base64," in metadata[(name, newest)][picture].value
         assert picture not in metadata[(name, oldest)]
     # The tearsheet's table: one row per book over the run's days.

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from quant_assets.lakehouse.contracts import BOOKS, contract_problems

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
-
 from quant_assets.lakehouse.store import PartitionStore
 from quant_assets_tests.orchestration.conftest import wait
 from quant_assets_tests.servers import BACKFILL, LAUNCH_BACKFILL, LAUNCH_RUN
