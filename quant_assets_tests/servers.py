@@ -285,6 +285,13 @@ class DagsterDev:
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         return graphql(self.port, query, variables)
 
+    @property
+    def location(self) -> str:
+        """The name of the code location the webserver serves (workspace.yaml's one)."""
+        repos = self.graphql("{ repositoriesOrError { ... on RepositoryConnection "
+                             "{ nodes { name location { name } } } } }")
+        return repos["repositoriesOrError"]["nodes"][0]["location"]["name"]
+
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 

@@ -16,6 +16,8 @@ import psycopg2
 import pytest
 from dagster import deserialize_value
 from dagster._core.scheduler.instigation import InstigatorState
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as RANGE_END
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG as RANGE_START
 
 from quant_assets.orchestration.assets import ASSETS, SCREENER_POOL
 from quant_assets_tests.orchestration.conftest import wait
@@ -32,7 +34,6 @@ from quant_assets_tests.servers import (
 
 # A small market: these tests are about where the instance keeps things, not about the data.
 SMALL = {"resources": {"market_data": {"config": {"n_instruments": 300}}}}
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 START_SCHEDULE = """
 mutation($s: ScheduleSelector!) {
@@ -55,12 +56,6 @@ GRAPH = "{ assetNodes { assetKey { path } } }"
 class OnPostgres:
     dev: DagsterDev
     db: PostgresDatabase
-
-    @property
-    def location(self) -> str:
-        repos = self.dev.graphql("{ repositoriesOrError { ... on RepositoryConnection "
-                                 "{ nodes { name location { name } } } } }")
-        return repos["repositoriesOrError"]["nodes"][0]["location"]["name"]
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +123,7 @@ def test_backfill_on_postgres_leaves_runs_events_schedule_and_pool_claims_in_pos
     graph = _graph_assets(dev)
     assert {a.key.to_user_string() for a in ASSETS} == graph  # every asset, and nothing we did not write
 
-    selector = {"repositoryLocationName": on_postgres.location, "repositoryName": "__repository__",
+    selector = {"repositoryLocationName": on_postgres.dev.location, "repositoryName": "__repository__",
                 "scheduleName": "daily_workflow_schedule"}
     started = dev.graphql(START_SCHEDULE, {"s": selector})["startSchedule"]
     assert started["__typename"] == "ScheduleStateResult", started
@@ -198,7 +193,7 @@ def test_backfill_on_postgres_leaves_runs_events_schedule_and_pool_claims_in_pos
 def _launch_range(on_postgres: OnPostgres, first: str, last: str) -> str:
     """A run of the daily job over ``first``..``last``, queued (not a backfill: no
     dagster/backfill tag, so the one-backfill-at-a-time limit does not apply)."""
-    params = {"selector": {"repositoryLocationName": on_postgres.location, "repositoryName": "__repository__",
+    params = {"selector": {"repositoryLocationName": on_postgres.dev.location, "repositoryName": "__repository__",
                            "jobName": "daily_workflow"},
               "runConfigData": SMALL,
               "executionMetadata": {"tags": [{"key": RANGE_START, "value": first},

@@ -23,12 +23,6 @@ CHECKS = """
 }"""
 
 
-def _location(dev) -> str:
-    repos = dev.graphql("{ repositoriesOrError { ... on RepositoryConnection "
-                        "{ nodes { name location { name } } } } }")
-    return repos["repositoriesOrError"]["nodes"][0]["location"]["name"]
-
-
 def _run_status(dev, run_id: str) -> str:
     return dev.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
                        {"id": run_id})["runOrError"]["status"]
@@ -36,7 +30,7 @@ def _run_status(dev, run_id: str) -> str:
 
 def test_partition_launched_through_the_webserver_materialises_every_asset(dagster_dev):
     dev, day = dagster_dev, "2024-06-03"
-    params = {"selector": {"repositoryLocationName": _location(dev), "repositoryName": "__repository__",
+    params = {"selector": {"repositoryLocationName": dev.location, "repositoryName": "__repository__",
                            "jobName": "daily_workflow"},
               "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]}}
     launched = dev.graphql(LAUNCH_RUN, {"p": params})["launchRun"]
