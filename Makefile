@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 export QUANT_ASSETS_LAKEHOUSE ?= $(CURDIR)/data/lakehouse
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+# Dagster hands the event log a run's planned partitions, and a step's materialisations over a
+# partition range, in batches of this many events; the local instance writes a batch in one
+# transaction (deploy/local/dagster.yaml), dagster-postgres materialisations in one statement.
+export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 
 .PHONY: install browser postgres run test ui bench clean
 

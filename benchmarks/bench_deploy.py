@@ -20,6 +20,7 @@ A part whose server cannot start here (PostgreSQL binaries missing) is skipped w
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import tempfile
@@ -182,6 +183,9 @@ def whole_history(tmp: Path) -> None:
 
 
 def main() -> None:
+    # The servers inherit it; `make bench` sets it as `make ui` does.
+    batch = os.environ.get("DAGSTER_EVENT_BATCH_SIZE") or "unset (one event at a time)"
+    print(f"event log batches: DAGSTER_EVENT_BATCH_SIZE={batch}")
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
         ninety_days(Path(tmp))
         whole_history(Path(tmp))

@@ -55,8 +55,15 @@ def _load(path: Path) -> dict[str, Any]:
 # --- deploy/local/dagster.yaml ------------------------------------------------------------
 
 
-def test_local_instance_queues_two_runs_one_backfill_and_retries_crashed_runs(tmp_path):
-    with DagsterInstance.from_config(_home(tmp_path, LOCAL)) as instance:
+def _local_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DagsterInstance:
+    """The local instance, in a DAGSTER_HOME of its own (where its event log goes)."""
+    home = _home(tmp_path, LOCAL)
+    monkeypatch.setenv("DAGSTER_HOME", home)
+    return DagsterInstance.from_config(home)
+
+
+def test_local_instance_queues_two_runs_one_backfill_and_retries_crashed_runs(tmp_path, monkeypatch):
+    with _local_instance(tmp_path, monkeypatch) as instance:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         queue = instance.get_concurrency_config().run_queue_config  # what the daemon enforces
         assert queue.max_concurrent_runs == 2
@@ -75,10 +82,10 @@ def test_local_instance_queues_two_runs_one_backfill_and_retries_crashed_runs(tm
         )
 
 
-def test_local_instance_admits_one_screener_step_at_a_time(tmp_path):
+def test_local_instance_admits_one_screener_step_at_a_time(tmp_path, monkeypatch):
     pools = {a.op.pool for a in ASSETS} - {None}
     assert pools == {SCREENER_POOL}  # so the default pool limit is the screener's and no other's
-    with DagsterInstance.from_config(_home(tmp_path, LOCAL)) as instance:
+    with _local_instance(tmp_path, monkeypatch) as instance:
         config = instance.get_concurrency_config().pool_config
         assert config.default_pool_limit == 1 and config.pool_granularity == PoolGranularity.OP
         storage = instance.event_log_storage
@@ -115,7 +122,7 @@ def test_instance_schema_rejects_a_misspelt_key(tmp_path, path, key, typo):
 
 def test_postgres_instance_is_the_local_one_with_storage_on_postgres(tmp_path):
     """Without a server: the file passes the instance schema, its storages are dagster-postgres's
-    classes and load (the package is installed), and apart from `storage` it is the local file.
+    classes and load (the package is installed), and apart from its storage it is the local file.
     test_postgres_instance_runs_against_a_local_server connects them to a real server."""
     home = _home(tmp_path, POSTGRES)
     config, _ = dagster_instance_config(home)
@@ -134,7 +141,7 @@ def test_postgres_instance_is_the_local_one_with_storage_on_postgres(tmp_path):
     for data in storages:  # what the instance imports when it loads, before it connects
         assert isinstance(getattr(import_module(data.module_name), data.class_name), type), data
     postgres, local = _load(POSTGRES), _load(LOCAL)
-    assert postgres.pop("storage") and postgres == local
+    assert postgres.pop("storage") and local.pop("event_log_storage") and postgres == local
 
 
 def test_postgres_instance_runs_against_a_local_server(tmp_path, monkeypatch, postgres_db):

@@ -68,6 +68,7 @@ def test_multiprocess_executor_runs_steps_at_once_and_writes_what_in_process_wri
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(LOCAL_INSTANCE, home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
     lakes = {executor: tmp_path / executor for executor in ("multiprocess", "in_process")}
     with DagsterInstance.from_config(str(home)) as instance:
         runs = {executor: _run(instance, executor, lake, monkeypatch) for executor, lake in lakes.items()}
