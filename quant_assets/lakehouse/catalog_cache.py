@@ -76,9 +76,14 @@ def catalog_files(store: PartitionStore, versions: list[PartitionVersion] | None
     return [CatalogFile(v.path.name, v.day, v.recorded_at) for v in versions]
 
 
+_KEY_DIGITS = 16
+#: What :func:`index_key` returns; the ``current`` object on a remote root must hold one.
+_KEY = re.compile(rf"[0-9a-f]{{{_KEY_DIGITS}}}")
+
+
 def index_key(files: list[CatalogFile]) -> str:
     names = "\n".join(sorted(f"{f.date}/{f.name}" for f in files))
-    return hashlib.sha256(f"{CODE_FINGERPRINT}\n{names}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{CODE_FINGERPRINT}\n{names}".encode()).hexdigest()[:_KEY_DIGITS]
 
 
 def cache_folder(store: PartitionStore) -> Path | UPath:
@@ -147,7 +152,7 @@ def _current_key(folder: Path | UPath) -> str | None:
     except LakehouseError:
         return None
     key = (data or b"").decode(errors="replace").strip()
-    return key if re.fullmatch(r"[0-9a-f]{16}", key) else None
+    return key if _KEY.fullmatch(key) else None
 
 
 def _publish_remote(folder: UPath, key: str, index: CatalogIndex) -> None:

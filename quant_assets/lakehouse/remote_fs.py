@@ -21,9 +21,8 @@ from typing import Any
 from fsspec import AbstractFileSystem
 from fsspec.spec import AbstractBufferedFile
 
-from quant_assets.lakehouse.store import VERSION_FILE
+from quant_assets.lakehouse.store import VERSION_FILE, is_s3, whole_read_options
 
-_S3 = ("s3", "s3a")
 #: A version file up to this size is read whole, once, and kept in memory...
 MAX_KEPT_FILE_BYTES = 16 * 2**20
 #: ...within this much per connection (least recently read first out).
@@ -40,7 +39,7 @@ class VersionFileSystem(AbstractFileSystem):
         super().__init__()
         self.fs = fs
         self.protocol = fs.protocol
-        self._s3 = ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol)[0] in _S3
+        self._s3 = is_s3(fs)
         self._infos: dict[str, dict[str, Any]] = {}
         self._bytes: OrderedDict[str, bytes] = OrderedDict()
         self._kept = 0  # bytes in self._bytes
@@ -86,12 +85,11 @@ class VersionFileSystem(AbstractFileSystem):
         return opened
 
     def _whole(self, key: str) -> bytes:
-        """The bytes of a version file: one GET the first time (s3fs, told not to split it,
-        asks no size first), from memory after."""
+        """The bytes of a version file: one GET the first time, from memory after."""
         if key in self._bytes:
             self._bytes.move_to_end(key)
             return self._bytes[key]
-        data = self.fs.cat_file(key, **({"max_concurrency": 1} if self._s3 else {}))
+        data = self.fs.cat_file(key, **whole_read_options(self.fs))
         self._bytes[key] = data
         self._kept += len(data)
         while self._kept > MAX_KEPT_BYTES and len(self._bytes) > 1:

@@ -81,6 +81,18 @@ def is_local(path: UPath | Path) -> bool:
     return getattr(path, "protocol", "") in _LOCAL
 
 
+def is_s3(fs: AbstractFileSystem) -> bool:
+    """Whether ``fs`` is s3fs, whose own upload and read options this module passes."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in _S3
+
+
+def whole_read_options(fs: AbstractFileSystem) -> dict[str, int]:
+    """Options of ``cat_file`` reading an object in one GET: s3fs, unless told not to split it,
+    first asks the object's size (a HEAD) to split a large one into ranged GETs."""
+    return {"max_concurrency": 1} if is_s3(fs) else {}
+
+
 def day_of(day: date | str) -> date:
     """A partition key as a date; raises :class:`LakehouseError` naming a key that is not one."""
     if isinstance(day, datetime):
@@ -142,7 +154,7 @@ def write_blobs(blobs: list[tuple[UPath | Path, bytes]]) -> None:
     # one PUT, or a multipart upload that it aborts on any error, so the object appears whole
     # (at CompleteMultipartUpload) or not at all. No mkdir: object stores have no folders (and
     # s3fs would create a missing bucket).
-    options = {"chunksize": MULTIPART_PART_BYTES} if _protocols(fs)[0] in _S3 else {}
+    options = {"chunksize": MULTIPART_PART_BYTES} if is_s3(fs) else {}
     if not getattr(fs, "async_impl", False):
         for path, (_, data) in zip(paths, blobs):
             fs.pipe_file(path.path, data, **options)
@@ -242,7 +254,7 @@ def _remote_files(folder: UPath) -> dict[str, list[str]]:
     parent, _, name = base.rpartition("/")
     # s3fs asks, after an empty listing, whether the folder is itself a file (two requests
     # more per new partition); a listing by key prefix from the parent does not.
-    found = fs.find(parent, prefix=f"{name}/") if folder.protocol in _S3 and parent else fs.find(base)
+    found = fs.find(parent, prefix=f"{name}/") if is_s3(fs) and parent else fs.find(base)
     base += "/"
     out: dict[str, list[str]] = {}
     for name in found:
@@ -543,8 +555,7 @@ def _fetch(fs: AbstractFileSystem, keys: list[str]) -> list[bytes | BaseExceptio
                 out.append(exc)
         return out
 
-    # s3fs would first ask each object's size (a HEAD) to split large ones into ranged GETs.
-    options = {"max_concurrency": 1} if _protocols(fs)[0] in _S3 else {}
+    options = whole_read_options(fs)
 
     async def gather() -> list[bytes | BaseException]:
         limit = asyncio.Semaphore(_CONCURRENT_REQUESTS)
@@ -559,10 +570,6 @@ def _fetch(fs: AbstractFileSystem, keys: list[str]) -> list[bytes | BaseExceptio
         return await asyncio.gather(*(one(key) for key in keys))
 
     return sync(fs.loop, gather)
-
-
-def _protocols(fs: AbstractFileSystem) -> tuple[str, ...]:
-    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
 
 
 def _parquet(data: bytes | None, path: UPath, columns: list[str] | None) -> pl.DataFrame:

@@ -11,7 +11,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, TableCo
 from matplotlib.figure import Figure
 from upath import UPath
 
-from quant_assets.lakehouse.store import PartitionStore
+from quant_assets.lakehouse.store import PartitionStore, is_local
 from quant_assets.reporting.charts import markdown_image, render_png
 
 #: Partitions listed by name in a failed check's metadata; the rest are counted.
@@ -38,7 +38,7 @@ def markdown_table(frame: pl.DataFrame, max_rows: int = 10) -> str:
 
 def parquet_link(path: UPath) -> MetadataValue:
     """A local path as a path the UI can copy; an object-store path as a URL."""
-    if path.protocol in ("", "file", "local"):
+    if is_local(path):
         return MetadataValue.path(str(path))
     return MetadataValue.url(str(path))
 
