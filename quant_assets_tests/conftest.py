@@ -4,17 +4,37 @@ for ``postgres_db``: a database of its own on a throwaway server."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from quant_assets_tests.servers import ISOLATED_ENV, PostgresDatabase, PostgresServer, ServerUnavailableError, postgres_server
+from quant_assets_tests.servers import (
+    ISOLATED_ENV,
+    LOCAL_INSTANCE,
+    PostgresDatabase,
+    PostgresServer,
+    ServerUnavailableError,
+    postgres_server,
+)
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ISOLATED_ENV:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def local_dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A DAGSTER_HOME holding deploy/local/dagster.yaml, set in the environment as `make` sets
+    it (the local instance keeps its event log under it)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(LOCAL_INSTANCE, home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -55,15 +55,8 @@ def _load(path: Path) -> dict[str, Any]:
 # --- deploy/local/dagster.yaml ------------------------------------------------------------
 
 
-def _local_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DagsterInstance:
-    """The local instance, in a DAGSTER_HOME of its own (where its event log goes)."""
-    home = _home(tmp_path, LOCAL)
-    monkeypatch.setenv("DAGSTER_HOME", home)
-    return DagsterInstance.from_config(home)
-
-
-def test_local_instance_queues_two_runs_one_backfill_and_retries_crashed_runs(tmp_path, monkeypatch):
-    with _local_instance(tmp_path, monkeypatch) as instance:
+def test_local_instance_queues_two_runs_one_backfill_and_retries_crashed_runs(local_dagster_home):
+    with DagsterInstance.from_config(str(local_dagster_home)) as instance:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         queue = instance.get_concurrency_config().run_queue_config  # what the daemon enforces
         assert queue.max_concurrent_runs == 2
@@ -82,10 +75,10 @@ def test_local_instance_queues_two_runs_one_backfill_and_retries_crashed_runs(tm
         )
 
 
-def test_local_instance_admits_one_screener_step_at_a_time(tmp_path, monkeypatch):
+def test_local_instance_admits_one_screener_step_at_a_time(local_dagster_home):
     pools = {a.op.pool for a in ASSETS} - {None}
     assert pools == {SCREENER_POOL}  # so the default pool limit is the screener's and no other's
-    with _local_instance(tmp_path, monkeypatch) as instance:
+    with DagsterInstance.from_config(str(local_dagster_home)) as instance:
         config = instance.get_concurrency_config().pool_config
         assert config.default_pool_limit == 1 and config.pool_granularity == PoolGranularity.OP
         storage = instance.event_log_storage

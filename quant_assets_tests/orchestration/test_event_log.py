@@ -4,7 +4,6 @@ one, and the local instance gets its batches when DAGSTER_EVENT_BATCH_SIZE is se
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from quant_assets.errors import ConfigError
 from quant_assets.orchestration.event_log import BatchingSqliteEventLogStorage
-from quant_assets_tests.servers import LOCAL_INSTANCE
 
 DAYS = DailyPartitionsDefinition(start_date="2024-01-01")
 _RANGED = dict(partitions_def=DAYS, backfill_policy=BackfillPolicy.single_run())
@@ -51,14 +49,6 @@ def _ranged_run(instance: DagsterInstance, days: int) -> str:
         ASSET_PARTITION_RANGE_START_TAG: "2024-01-01", ASSET_PARTITION_RANGE_END_TAG: last})
     assert result.success
     return result.run_id
-
-
-def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(LOCAL_INSTANCE, home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
 
 
 def _tables(directory: Path) -> dict[str, list[tuple]]:
@@ -97,8 +87,7 @@ def test_batches_leave_the_rows_one_by_one_writes_leave(tmp_path, size):
     assert batching.get_materialized_partitions(AssetKey("downstream")) == set(DAYS.get_partition_keys()[:6])
 
 
-def test_local_instance_writes_a_ranged_runs_asset_events_in_batches(tmp_path, monkeypatch):
-    home = _home(tmp_path, monkeypatch)
+def test_local_instance_writes_a_ranged_runs_asset_events_in_batches(local_dagster_home, monkeypatch):
     batches: list[tuple[str, int]] = []
     write = BatchingSqliteEventLogStorage._store_asset_events
 
@@ -115,15 +104,14 @@ def test_local_instance_writes_a_ranged_runs_asset_events_in_batches(tmp_path, m
         monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "40")
         _ranged_run(instance, 100)
         assert instance.get_materialized_partitions(AssetKey("upstream")) == set(DAYS.get_partition_keys()[:100])
-    assert (home / "history" / "runs" / "index.db").exists()
+    assert (local_dagster_home / "history" / "runs" / "index.db").exists()
     # 200 planned partitions, then 100 materialisations per asset, in batches of at most 40.
     assert max(n for _, n in batches) == 40
     for kind, total in (("ASSET_MATERIALIZATION_PLANNED", 200), ("ASSET_MATERIALIZATION", 200)):
         assert sum(n for k, n in batches if k == kind) == total
 
 
-def test_local_instance_without_dagster_home_names_what_to_set(tmp_path, monkeypatch):
-    home = _home(tmp_path, monkeypatch)
+def test_local_instance_without_dagster_home_names_what_to_set(local_dagster_home, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME")
     with pytest.raises(ConfigError, match="event_log_storage.*base_dir.*DAGSTER_HOME"):
-        DagsterInstance.from_config(str(home))
+        DagsterInstance.from_config(str(local_dagster_home))

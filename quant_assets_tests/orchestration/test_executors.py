@@ -4,7 +4,6 @@ cores), while `quant-assets run` executes in-process. Both must write the same l
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from dagster import DagsterEventType, DagsterInstance, execute_job, reconstructa
 from quant_assets.definitions import defs
 from quant_assets.lakehouse.store import LAKEHOUSE_ENV, PartitionStore
 from quant_assets.orchestration.assets import ASSETS
-from quant_assets_tests.servers import LOCAL_INSTANCE
 
 DAYS = [date(2024, 6, 3) + timedelta(days=i) for i in range(3)]
 NAMES = [a.key.to_user_string() for a in ASSETS]
@@ -64,13 +62,10 @@ def _run_pid(instance: DagsterInstance, run_id: str) -> int:
     return start.dagster_event.pid
 
 
-def test_multiprocess_executor_runs_steps_at_once_and_writes_what_in_process_writes(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(LOCAL_INSTANCE, home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+def test_multiprocess_executor_runs_steps_at_once_and_writes_what_in_process_writes(
+        tmp_path, monkeypatch, local_dagster_home):
     lakes = {executor: tmp_path / executor for executor in ("multiprocess", "in_process")}
-    with DagsterInstance.from_config(str(home)) as instance:
+    with DagsterInstance.from_config(str(local_dagster_home)) as instance:
         runs = {executor: _run(instance, executor, lake, monkeypatch) for executor, lake in lakes.items()}
         parallel, serial = _steps(instance, runs["multiprocess"]), _steps(instance, runs["in_process"])
         parallel_pid, serial_pid = _run_pid(instance, runs["multiprocess"]), _run_pid(instance, runs["in_process"])
