@@ -26,7 +26,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
@@ -34,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from quant_assets_tests.servers import free_port, stop_process_group
+from quant_assets_tests.servers import free_port, stop_process_group, wait_until_answering
 
 REGION = "us-east-1"
 #: Every variable through which botocore could find other credentials, an endpoint or a
@@ -99,21 +98,6 @@ def _client(endpoint: str, region: str, access_key_id: str, secret_access_key: s
                         aws_secret_access_key=secret_access_key)
 
 
-def _wait_until_up(endpoint: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"moto server exited with {process.returncode}: {tail}")
-        try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"moto server at {endpoint} did not answer within {_START_TIMEOUT_S:.0f} s")
-
-
 def _create_user(endpoint: str) -> tuple[str, str]:
     """An IAM user allowed every S3 action, and its access key; then authentication on."""
     import boto3
@@ -150,7 +134,8 @@ def s3_server(log_dir: str | os.PathLike[str] | None = None) -> Iterator[S3Serve
                                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 try:
-                    _wait_until_up(endpoint, process, log)
+                    wait_until_answering(f"{endpoint}/moto-api/data.json", process, log, "moto server",
+                                         _START_TIMEOUT_S, every_s=0.1)
                 except RuntimeError:
                     if attempt == 2 or process.poll() is None:
                         raise

@@ -296,6 +296,25 @@ class DagsterDev:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def wait_until_answering(url: str, process: subprocess.Popen, log: Path, what: str, timeout_s: float,
+                         every_s: float) -> None:
+    """Ask ``url`` every ``every_s`` until it answers 200. A RuntimeError with the end of
+    ``log`` if ``process`` exits first or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            state = (f"exited with {process.returncode}" if process.poll() is not None
+                     else f"did not answer within {timeout_s:.0f} s")
+            raise RuntimeError(f"{what} at {url} {state}:\n" + log.read_text(errors="replace")[-3000:])
+        time.sleep(every_s)
+
+
 def stop_process_group(process: subprocess.Popen) -> None:
     """Stop ``process`` and its group (started with ``start_new_session``): SIGTERM, then SIGKILL."""
     for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
@@ -331,18 +350,8 @@ def dagster_dev_server(workdir: Path, instance: Path = LOCAL_INSTANCE, env: Mapp
             cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + start_timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dagster dev did not answer on port {port}:\n"
-                                   + log_path.read_text(errors="replace")[-3000:])
-            time.sleep(1)
+        wait_until_answering(f"http://127.0.0.1:{port}/server_info", server, log_path, "dagster dev",
+                             start_timeout_s, every_s=1)
         yield DagsterDev(port, server.pid, home, lake, log_path)
     finally:
         stop_process_group(server)
